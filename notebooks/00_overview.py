@@ -1,0 +1,70 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Overview: the pipeline and the machinery
+#
+# *Prompt2NeRF-PIL* generates the weights of a small NeRF from a prompt in one forward pass:
+# a CLIP image embedding goes through a Transformer into the latent space of 14 per-tensor VAEs,
+# whose decoders give the 7 weight matrices and 7 bias vectors of a NeRF MLP. This first
+# chapter shows that pipeline, reports the environment that executed the book, and records a
+# first claim, so every later chapter can follow the same pattern: a `parameters` cell, short
+# cells that call `p2nlib`, figures saved through `p2nlib.plots.savefig`.
+
+# %% tags=["parameters"]
+import os
+
+# profile: tiny | small | paper; device: auto (cuda when present) | cpu | cuda
+profile = os.environ.get("P2N_PROFILE", "small")
+device = os.environ.get("P2N_DEVICE", "auto")
+seed = 0
+
+# %%
+import pandas as pd
+
+from p2nlib import claims, nerf, plots
+from p2nlib.notebook import environment_report, setup
+from p2nlib.profiles import profile_table
+
+ctx = setup(profile, device, seed)
+pd.Series(environment_report(ctx), name="value").to_frame()
+
+# %% [markdown]
+# ## The pipeline (paper Fig. 1)
+# Text prompts are not embedded directly: the paper maps them to the semantically nearest
+# training scene and uses that scene's *image* embedding, because matched text and image
+# embeddings are far apart in CLIP space (supplement II).
+
+# %%
+fig = plots.pipeline_diagram()
+plots.savefig(fig, "00_pipeline")
+
+# %% [markdown]
+# ## Profiles
+# One table holds every size; `tiny` is what CI runs, `small` produced the outputs you read,
+# `paper` is the paper's scale on a GPU.
+
+# %%
+pd.DataFrame(profile_table()).set_index("name").T
+
+# %% [markdown]
+# ## The NeRF as 14 tensors
+# The paper's NeRF is a 7-layer MLP whose parameters are saved as 14 components: 7 weights and
+# 7 biases. We build the profile's NeRF and count its tensors; this is the book's first claim.
+
+# %%
+spec = nerf.NerfSpec.from_profile(ctx.profile)
+shapes = spec.shapes()
+print(f"{len(shapes)} tensors, {spec.num_params():,} parameters")
+pd.DataFrame([(k, tuple(v)) for k, v in shapes.items()], columns=["tensor", "shape"])
+
+# %%
+claims.record("overview.nerf_param_tensors", len(shapes), section="§3.1", unit="tensors", paper=14,
+              holds=len(shapes) == 14, note=f"7-layer MLP, width {spec.width}")

@@ -1,0 +1,70 @@
+"""Figure defaults and the one helper through which every figure is saved."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg") if matplotlib.get_backend().lower() in ("", "agg") else None
+import matplotlib.pyplot as plt  # noqa: E402
+
+from . import paths  # noqa: E402
+
+
+def set_style() -> None:
+    plt.rcParams.update({
+        "figure.dpi": 90, "savefig.dpi": 110, "figure.figsize": (7, 4),
+        "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+        "grid.alpha": 0.3, "font.size": 10, "image.interpolation": "nearest",
+    })
+
+
+def savefig(fig: "plt.Figure", name: str) -> Path:
+    """Save ``fig`` as ``<figures>/<name>.png`` (small PNG) and return the path."""
+    path = paths.figures_dir() / f"{name}.png"
+    fig.savefig(path, bbox_inches="tight")
+    return path
+
+
+def save_table(markdown: str, name: str) -> Path:
+    """Save a Markdown table as ``<figures>/<name>.md``."""
+    path = paths.figures_dir() / f"{name}.md"
+    path.write_text(markdown)
+    return path
+
+
+def pipeline_diagram() -> "plt.Figure":
+    """The paper's Fig. 1 as boxes and arrows: prompt -> CLIP -> Transformer -> latent -> VAE decoder -> NeRF."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 3.4)
+    ax.axis("off")
+    boxes = {
+        "text": (0.1, 2.3, "text prompt\n\"a brown table\"", "#fde2c8"),
+        "image": (0.1, 0.5, "image prompt\n(one view)", "#fde2c8"),
+        "nrs": (1.9, 2.3, "nearest training\nscene (CLIP t→i)", "#e8e8e8"),
+        "clip": (3.7, 1.4, "CLIP image\nembedding", "#cfe3f7"),
+        "align": (5.3, 1.4, "Transformer\n(14 tokens, [BOS])", "#d6f0d2"),
+        "vae": (6.9, 1.4, "14 VAE\ndecoders", "#d6f0d2"),
+        "nerf": (8.5, 1.4, "NeRF MLP\n7 W + 7 b", "#f7d0d0"),
+    }
+    w, h = 1.45, 0.8
+    for key, (x, y, label, color) in boxes.items():
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", fc=color, ec="#444"))
+        ax.text(x + w / 2, y + h / 2, label, ha="center", va="center", fontsize=8.5)
+
+    def arrow(a, b, style="-|>"):
+        (xa, ya, *_), (xb, yb, *_) = boxes[a], boxes[b]
+        ax.add_patch(FancyArrowPatch((xa + w, ya + h / 2), (xb, yb + h / 2), arrowstyle=style,
+                                     mutation_scale=12, color="#333", connectionstyle="arc3,rad=0.0"))
+
+    for a, b in [("text", "nrs"), ("nrs", "clip"), ("image", "clip"), ("clip", "align"),
+                 ("align", "vae"), ("vae", "nerf")]:
+        arrow(a, b)
+    ax.text(6.0, 0.55, "one forward pass (in-distribution result)", ha="center", fontsize=8.5, color="#2a6")
+    ax.text(9.2, 0.55, "→ render, or initialise\nper-prompt optimisation", ha="center", fontsize=8, color="#a33")
+    ax.text(6.0, 3.05, "Stage 1: VAE on NeRF parameters   ·   Stage 2: align CLIP image embedding to latent",
+            ha="center", fontsize=9)
+    return fig

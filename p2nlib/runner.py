@@ -1,0 +1,121 @@
+"""Run the book's notebooks in order with papermill and build the book.
+
+``python -m p2nlib.runner --profile small --device auto`` converts each ``notebooks/NN_*.py``
+(the jupytext source) to a notebook, executes it with papermill, writes the executed notebook
+back as the paired ``notebooks/NN_*.ipynb``, and merges its claims into ``figures/claims.json``.
+A notebook that fails leaves the committed notebook, the figures and claims of the others
+untouched; the failed execution is kept under ``artifacts/_runs/`` for inspection.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import claims, paths
+
+NOTEBOOKS = paths.ROOT / "notebooks"
+INJECTED_TAG = "injected-parameters"
+
+
+def notebook_sources(only: list[str] | None = None, folder: Path = NOTEBOOKS) -> list[Path]:
+    """``notebooks/NN_*.py`` in order, optionally filtered by prefix (``00``) or stem."""
+    sources = sorted(folder.glob("[0-9][0-9]_*.py"))
+    if only:
+        sources = [p for p in sources if any(p.stem == o or p.stem.startswith(o) for o in only)]
+        if not sources:
+            raise SystemExit(f"no notebook matches {only}; available: "
+                             f"{[p.stem for p in sorted(folder.glob('[0-9][0-9]_*.py'))]}")
+    return sources
+
+
+def to_notebook(py: Path):
+    """Read a jupytext py:percent source as a notebook with the python3 kernel."""
+    import jupytext
+
+    nb = jupytext.read(py)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata.setdefault("jupytext", {})["formats"] = "ipynb,py:percent"
+    return nb
+
+
+def strip_injected(nb):
+    """Drop papermill's injected-parameters cell: the committed notebook must run as it stands
+    (nbval in CI runs it on the tiny profile through ``$P2N_PROFILE``); the parameters used are
+    kept in ``metadata.papermill.parameters``."""
+    nb.cells = [c for c in nb.cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
+    return nb
+
+
+def run_notebook(py: Path, profile: str, device: str, out_dir: Path, run_dir: Path) -> float:
+    """Execute one notebook; on success write it to ``out_dir`` and merge its claims. Returns seconds."""
+    import nbformat
+    import papermill as pm
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    src, executed = run_dir / f"{py.stem}.input.ipynb", run_dir / f"{py.stem}.ipynb"
+    nbformat.write(to_notebook(py), src)
+    os.environ["P2N_NOTEBOOK"] = py.stem
+    t0 = time.perf_counter()
+    pm.execute_notebook(str(src), str(executed), parameters={"profile": profile, "device": device},
+                        kernel_name="python3", cwd=str(py.parent), progress_bar=False)
+    seconds = time.perf_counter() - t0
+    nb = strip_injected(nbformat.read(executed, as_version=4))
+    nb.metadata.setdefault("p2n", {})["wall_time_s"] = round(seconds, 1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_dir / f"{py.stem}.ipynb")
+    record = paths.claims_dir() / f"{py.stem}.json"
+    if record.exists():
+        claims.merge_into(record)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default=os.environ.get("P2N_PROFILE", "small"))
+    parser.add_argument("--device", default=os.environ.get("P2N_DEVICE", "auto"))
+    parser.add_argument("--only", nargs="*", help="notebook prefixes or stems to run (default: all)")
+    parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS, help="folder of NN_*.py sources")
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help="where executed notebooks go (default: next to their sources)")
+    parser.add_argument("--keep-going", action="store_true", help="run later notebooks after a failure")
+    args = parser.parse_args(argv)
+
+    from .profiles import get_profile
+
+    try:
+        get_profile(args.profile)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    os.environ["P2N_PROFILE"] = args.profile
+    sources = notebook_sources(args.only, args.notebooks_dir)
+    out_dir = args.out_dir or args.notebooks_dir
+    run_dir = paths.artifacts_dir(args.profile) / "_runs"
+    failed, total = [], 0.0
+    print(f"running {len(sources)} notebook(s), profile={args.profile}, device={args.device}", flush=True)
+    for py in sources:
+        print(f"  {py.stem:<28} ...", end="", flush=True)
+        try:
+            seconds = run_notebook(py, args.profile, args.device, out_dir, run_dir)
+        except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
+            print(" FAILED", flush=True)
+            first = str(err).strip().splitlines()
+            print(f"error: notebook {py.name} failed: {' '.join(first[-3:])[:800]}\n"
+                  f"  the failed run is kept in {run_dir / (py.stem + '.ipynb')}; the committed "
+                  f"{py.stem}.ipynb, figures and claims of other notebooks are unchanged.\n"
+                  f"  fix the cell, then rerun only it: make book ONLY={py.stem[:2]}", file=sys.stderr)
+            failed.append(py.stem)
+            if not args.keep_going:
+                break
+            continue
+        total += seconds
+        print(f" ok  {seconds:7.1f} s", flush=True)
+    print(f"total notebook time {total:.1f} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
