@@ -101,7 +101,7 @@ def forward(params: dict[str, torch.Tensor], x: torch.Tensor, freqs: int) -> tup
         w, b = params[f"l{i}.weight"], params[f"l{i}.bias"]
         h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
         if i < NUM_LAYERS - 1:
-            h = torch.relu(h)
+            h = torch.relu_(h)
     return F.softplus(h[..., 3]), torch.sigmoid(h[..., :3])
 
 
