@@ -19,7 +19,7 @@ def look_at(eye: torch.Tensor) -> torch.Tensor:
     return c2w
 
 
-def orbit(azimuth_deg, elevation_deg, radius: float = 1.6) -> torch.Tensor:
+def orbit(azimuth_deg, elevation_deg, radius: float = 2.0) -> torch.Tensor:
     """Poses (n, 4, 4) on a sphere of ``radius`` at the given azimuths/elevations (degrees)."""
     az = torch.as_tensor(azimuth_deg, dtype=torch.float32).reshape(-1)
     el = torch.as_tensor(elevation_deg, dtype=torch.float32).reshape(-1).expand_as(az)
@@ -29,7 +29,7 @@ def orbit(azimuth_deg, elevation_deg, radius: float = 1.6) -> torch.Tensor:
     return look_at(eye)
 
 
-def view_set(n: int, seed: int, elevation=(10.0, 40.0), radius: float = 1.6) -> torch.Tensor:
+def view_set(n: int, seed: int, elevation=(10.0, 40.0), radius: float = 2.0) -> torch.Tensor:
     """``n`` views spread in azimuth (golden-angle spiral with jitter) and elevation, seeded."""
     if n <= 0:
         raise ValueError(f"number of views must be positive, got {n}")
@@ -40,7 +40,7 @@ def view_set(n: int, seed: int, elevation=(10.0, 40.0), radius: float = 1.6) -> 
     return orbit(az, el, radius)
 
 
-def turntable(n: int, elevation: float = 25.0, radius: float = 1.6) -> torch.Tensor:
+def turntable(n: int, elevation: float = 25.0, radius: float = 2.0) -> torch.Tensor:
     return orbit(torch.arange(n) * 360.0 / n, elevation, radius)
 
 

@@ -68,3 +68,25 @@ def pipeline_diagram() -> "plt.Figure":
     ax.text(6.0, 3.05, "Stage 1: VAE on NeRF parameters   ·   Stage 2: align CLIP image embedding to latent",
             ha="center", fontsize=9)
     return fig
+
+
+def image_grid(images, titles=None, ncols: int = 8, size: float = 1.3, row_labels=None) -> "plt.Figure":
+    """Show images (N, H, W, 3) in [0, 1] (numpy or torch) in a grid with optional titles."""
+    import numpy as np
+
+    images = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images).clip(0, 1)
+    n = len(images)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.12), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < n:
+            ax.imshow(images[k])
+            if titles is not None:
+                ax.set_title(str(titles[k]), fontsize=7)
+    if row_labels is not None:
+        for r, label in enumerate(row_labels[:nrows]):
+            axes[r, 0].text(-0.08, 0.5, label, transform=axes[r, 0].transAxes, ha="right", va="center",
+                            fontsize=8, rotation=90)
+    fig.tight_layout(pad=0.3)
+    return fig

@@ -38,14 +38,14 @@ PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         name="tiny", description="CI smoke run: every code path, minutes on a 2-core CPU",
         objects_per_category=3, train_views=6, heldout_views=2, image_size=16, samples_per_ray=16,
-        nerf_width=32, nerf_freqs=4, warmup_steps=40, fit_steps=40, rays_per_step=128,
-        fit_batch=24, fit_lr=5e-3, ablation_objects=4,
+        nerf_width=32, nerf_freqs=4, warmup_steps=30, fit_steps=30, rays_per_step=64,
+        fit_batch=8, fit_lr=5e-3, ablation_objects=3,
     ),
     "small": Profile(
         name="small", description="default main job: all figures meaningful on a 2-core CPU",
         objects_per_category=30, train_views=24, heldout_views=4, image_size=32,
-        samples_per_ray=32, nerf_width=48, nerf_freqs=5, warmup_steps=600, fit_steps=1500,
-        rays_per_step=256, fit_batch=240, fit_lr=3e-3, ablation_objects=20,
+        samples_per_ray=32, nerf_width=48, nerf_freqs=5, warmup_steps=200, fit_steps=200,
+        rays_per_step=192, fit_batch=48, fit_lr=3e-3, ablation_objects=20,
     ),
     "paper": Profile(
         name="paper", description="the paper's scale (100 views, 15k iterations) on one GPU",
