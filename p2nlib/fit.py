@@ -119,7 +119,8 @@ def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed
         raise ValueError("no objects to fit")
     t0 = time.perf_counter()
     device = torch.device(device)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)                       # CPU draws (indices, pools)
+    gen_dev = torch.Generator(device=device).manual_seed(seed + 1)  # on-device draws (ray jitter)
     B = len(objects)
     gt = render_ground_truth(objects, train_poses(cfg), cfg.image_size, cfg.samples, device)  # (B,V,H,W,3)
     o, d = cameras.rays(train_poses(cfg), cfg.image_size)                                      # (V,P,3)
@@ -154,7 +155,7 @@ def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed
     n_rays = o.shape[0]
     for step in tqdm(range(cfg.fit_steps), desc="photometric fit", disable=not progress, mininterval=2):
         idx = torch.randint(0, n_rays, (B, cfg.rays), generator=gen).to(device)
-        color, _ = render.render_rays(field_, o[idx], d[idx], cfg.samples, perturb=True, generator=None)
+        color, _ = render.render_rays(field_, o[idx], d[idx], cfg.samples, perturb=True, generator=gen_dev)
         target = torch.gather(gt_flat, 1, idx[..., None].expand(-1, -1, 3))
         mse = (color - target).pow(2).mean((1, 2))
         opt.zero_grad(set_to_none=True)

@@ -44,8 +44,8 @@ PROFILES: dict[str, Profile] = {
     "small": Profile(
         name="small", description="default main job: all figures meaningful on a 2-core CPU",
         objects_per_category=30, train_views=24, heldout_views=4, image_size=32,
-        samples_per_ray=32, nerf_width=48, nerf_freqs=5, warmup_steps=200, fit_steps=200,
-        rays_per_step=192, fit_batch=48, fit_lr=3e-3, ablation_objects=20,
+        samples_per_ray=32, nerf_width=48, nerf_freqs=5, warmup_steps=200, fit_steps=250,
+        rays_per_step=96, fit_batch=48, fit_lr=3e-3, ablation_objects=20,
     ),
     "paper": Profile(
         name="paper", description="the paper's scale (100 views, 15k iterations) on one GPU",

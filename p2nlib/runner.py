@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     os.environ["P2N_PROFILE"] = args.profile
+    # Many mid-sized tensors are allocated and freed every step; keeping freed memory in the
+    # process instead of returning it to the OS avoids page-fault storms (measured: 1.5x faster
+    # NeRF fitting on a 2-core CPU). Kernels inherit this environment.
+    os.environ.setdefault("MALLOC_MMAP_MAX_", "0")
+    os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(1 << 36))
     sources = notebook_sources(args.only, args.notebooks_dir)
     out_dir = args.out_dir or args.notebooks_dir
     run_dir = paths.artifacts_dir(args.profile) / "_runs"

@@ -1,0 +1,59 @@
+"""Benchmarks that print their figures (``make bench``). Ratios are measured in one run.
+
+``fitting``: batched fitting (all NeRFs in one stacked tensor) against the paper's way, one NeRF
+at a time, on the same objects, steps and views; NeRFs per hour for each, the ratio, and the
+held-out PSNR of both to show equal quality.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import torch
+
+from . import fit, nerf, store
+from .notebook import resolve_device
+from .profiles import get_profile
+
+
+def bench_fitting(profile: str = "small", objects: int = 16, steps: int | None = None,
+                  device: str = "auto") -> dict:
+    prof = get_profile(profile)
+    if steps:
+        prof = dataclasses.replace(prof, warmup_steps=steps, fit_steps=steps)
+    dev = resolve_device(device)
+    objs = store.dataset_objects(dataclasses.replace(prof, objects_per_category=(objects + 7) // 8))[:objects]
+    spec, cfg = nerf.NerfSpec.from_profile(prof), fit.FitConfig.from_profile(prof)
+    t0 = time.perf_counter()
+    batched = fit.fit(objs, spec, cfg, device=dev, progress=False)
+    t_batched = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    single = [fit.fit([o], spec, cfg, device=dev, progress=False, seed=i) for i, o in enumerate(objs)]
+    t_single = time.perf_counter() - t0
+    psnr_single = torch.cat([r.psnr_heldout for r in single])
+    return {
+        "objects": len(objs), "steps": cfg.warmup_steps + cfg.fit_steps, "device": str(dev),
+        "batched NeRFs/hour": 3600 * len(objs) / t_batched,
+        "one-at-a-time NeRFs/hour": 3600 * len(objs) / t_single,
+        "speed-up": t_single / t_batched,
+        "batched PSNR (dB)": batched.psnr_heldout.mean().item(),
+        "one-at-a-time PSNR (dB)": psnr_single.mean().item(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="small")
+    ap.add_argument("--objects", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=None, help="override warm-up and photometric steps")
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args(argv)
+    print(f"fitting benchmark: profile={args.profile}, {args.objects} objects, threads={torch.get_num_threads()}")
+    for k, v in bench_fitting(args.profile, args.objects, args.steps, args.device).items():
+        print(f"  {k:<26} {v:.2f}" if isinstance(v, float) else f"  {k:<26} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

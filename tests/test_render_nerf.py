@@ -1,0 +1,100 @@
+import math
+
+import pytest
+import torch
+
+from p2nlib import cameras, fit, nerf, render
+from p2nlib.profiles import PROFILES
+
+
+def sphere_field(radius, sigma):
+    def field(pts):
+        inside = (pts.norm(dim=-1) < radius).float()
+        return sigma * inside, torch.zeros(*pts.shape[:-1], 3)   # black sphere
+    return field
+
+
+def test_opacity_of_uniform_sphere_matches_beer_lambert():
+    r, s = 0.3, 5.0
+    origins = torch.tensor([[[0.0, 0.0, 2.0], [0.0, 0.1, 2.0], [0.0, 0.25, 2.0]]])
+    dirs = torch.tensor([[[0.0, 0.0, -1.0]] * 3])
+    color, opacity = render.render_rays(sphere_field(r, s), origins, dirs, samples=4000)
+    chords = torch.tensor([2 * math.sqrt(r * r - y * y) for y in (0.0, 0.1, 0.25)])
+    expected = 1 - torch.exp(-s * chords)
+    assert torch.allclose(opacity[0], expected, atol=2e-3)
+    # black sphere on white: pixel = 1 - opacity
+    assert torch.allclose(color[0, :, 0], 1 - expected, atol=2e-3)
+
+
+def test_rays_missing_the_box_are_background():
+    origins = torch.tensor([[[0.0, 2.0, 2.0]]])
+    dirs = torch.tensor([[[0.0, 0.0, -1.0]]])
+    color, opacity = render.render_rays(sphere_field(0.4, 100.0), origins, dirs, samples=16)
+    assert opacity.item() == 0.0 and torch.allclose(color, torch.ones(1, 1, 3))
+
+
+def test_camera_rays_look_at_the_origin():
+    c2w = cameras.orbit([0.0, 90.0], [0.0, 30.0])
+    o, d = cameras.rays(c2w, 9)
+    centre = d[:, 4 * 9 + 4]                      # middle pixel
+    assert torch.allclose(centre, -o[:, 0] / o[:, 0].norm(dim=-1, keepdim=True), atol=1e-5)
+    assert torch.allclose(d.norm(dim=-1), torch.ones(2, 81))
+    with pytest.raises(ValueError, match="positive"):
+        cameras.view_set(0, seed=1)
+
+
+def test_nerf_has_14_tensors_in_fixed_order():
+    spec = nerf.NerfSpec(width=32, freqs=4)
+    shapes = spec.shapes()
+    assert list(shapes) == list(nerf.PARAM_NAMES) == [f"l{i}.{k}" for i in range(7) for k in ("weight", "bias")]
+    assert shapes["l0.weight"] == (32, 3 + 6 * 4) and shapes["l6.weight"] == (4, 32) and shapes["l6.bias"] == (4,)
+    assert spec.num_params() == (27 * 32 + 32) + 5 * (32 * 32 + 32) + (32 * 4 + 4)
+    paper = nerf.NerfSpec.from_profile(PROFILES["paper"])
+    assert len(paper.shapes()) == 14 and paper.width == 128
+
+
+def test_shared_init_is_one_template_random_is_not():
+    spec = nerf.NerfSpec(16, 2)
+    shared = nerf.init_params(spec, 3, "shared")
+    rand = nerf.init_params(spec, 3, "random", seed=1)
+    assert nerf.check_params(shared, spec) == 3
+    for k in nerf.PARAM_NAMES:
+        assert torch.equal(shared[k][0], shared[k][2])
+        assert torch.equal(shared[k][0], nerf.template(spec)[k])
+    assert not torch.equal(rand["l1.weight"][0], rand["l1.weight"][1])
+    with pytest.raises(ValueError, match="unknown init mode"):
+        nerf.init_params(spec, 1, "zeros")
+
+
+def test_batched_forward_equals_one_at_a_time():
+    spec = nerf.NerfSpec(16, 3)
+    params = nerf.init_params(spec, 3, "random", seed=2)
+    x = torch.rand(3, 50, 3) - 0.5
+    sigma, rgb = nerf.forward(params, x, spec.freqs)
+    assert sigma.shape == (3, 50) and rgb.shape == (3, 50, 3) and (sigma >= 0).all()
+    for b in range(3):
+        s1, c1 = nerf.forward({k: v[b:b + 1] for k, v in params.items()}, x[b:b + 1], spec.freqs)
+        assert torch.allclose(s1[0], sigma[b], atol=1e-5) and torch.allclose(c1[0], rgb[b], atol=1e-5)
+
+
+def test_check_params_names_the_problem():
+    spec = nerf.NerfSpec(16, 2)
+    params = nerf.init_params(spec, 2)
+    bad = dict(params, **{"l3.weight": torch.zeros(2, 5, 5)})
+    with pytest.raises(ValueError, match="l3.weight has shape"):
+        nerf.check_params(bad, spec)
+    with pytest.raises(ValueError, match="lack"):
+        nerf.check_params({k: v for k, v in params.items() if k != "l0.bias"}, spec)
+
+
+def test_psnr_of_a_known_error():
+    a = torch.zeros(2, 4, 4, 3)
+    assert fit.psnr(a, a + 0.1).item() == pytest.approx(20.0, abs=1e-4)
+    assert fit.psnr(a, a + 0.01, dims=(1, 2, 3)).tolist() == pytest.approx([40.0, 40.0], abs=1e-3)
+
+
+def test_fit_config_rejects_zero_views():
+    import dataclasses
+
+    with pytest.raises(ValueError, match="views must be positive"):
+        fit.FitConfig.from_profile(dataclasses.replace(PROFILES["tiny"], train_views=0))
