@@ -29,6 +29,26 @@ class Profile:
     fit_lr: float
     # ablation (paper §5.1): same-init vs random-init
     ablation_objects: int          # objects per category for the chair/airplane topology study
+    # CLIP (paper §3.2, supplement II): "small" = trained in the book with open_clip;
+    # "ViT-B-32" = open_clip's ViT-B-32 with local openai weights (falls back to training "small"
+    # at clip_embed_dim when the weights are not on this machine)
+    clip_model: str
+    clip_embed_dim: int            # = latent size of the VAE / alignment (paper: 512)
+    clip_image_size: int           # render size of CLIP inputs (ViT-B-32 resizes to 224)
+    clip_objects_per_category: int  # training objects per category, all 16 categories
+    clip_eval_objects: int         # held-out objects per category for zero-shot evaluation
+    clip_views: int                # rendered views per training object
+    clip_steps: int
+    clip_batch: int
+    clip_lr: float
+    cache_views: int               # views per dataset object in the embedding cache
+    # Stage 1 (VAE, supplement III) and stage 2 (alignment Transformer)
+    vae_hidden: int
+    vae_epochs: int
+    vae_beta: float                # KL weight (the paper's value was lost)
+    align_d_model: int
+    align_layers: int              # encoder and decoder layers each
+    align_epochs: int
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,18 +60,27 @@ PROFILES: dict[str, Profile] = {
         objects_per_category=3, train_views=6, heldout_views=2, image_size=16, samples_per_ray=16,
         nerf_width=32, nerf_freqs=4, warmup_steps=30, fit_steps=30, rays_per_step=64,
         fit_batch=8, fit_lr=5e-3, ablation_objects=3,
+        clip_model="small", clip_embed_dim=32, clip_image_size=32, clip_objects_per_category=3,
+        clip_eval_objects=2, clip_views=2, clip_steps=20, clip_batch=16, clip_lr=1e-3, cache_views=2,
+        vae_hidden=64, vae_epochs=5, vae_beta=1e-3, align_d_model=32, align_layers=1, align_epochs=5,
     ),
     "small": Profile(
         name="small", description="default main job: all figures meaningful on a 2-core CPU",
         objects_per_category=30, train_views=24, heldout_views=4, image_size=32,
         samples_per_ray=32, nerf_width=48, nerf_freqs=5, warmup_steps=200, fit_steps=250,
         rays_per_step=96, fit_batch=48, fit_lr=3e-3, ablation_objects=20,
+        clip_model="small", clip_embed_dim=128, clip_image_size=48, clip_objects_per_category=32,
+        clip_eval_objects=8, clip_views=6, clip_steps=1000, clip_batch=64, clip_lr=1e-3, cache_views=8,
+        vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,
     ),
     "paper": Profile(
         name="paper", description="the paper's scale (100 views, 15k iterations) on one GPU",
         objects_per_category=100, train_views=100, heldout_views=10, image_size=128,
         samples_per_ray=96, nerf_width=128, nerf_freqs=6, warmup_steps=1000, fit_steps=15000,
         rays_per_step=1024, fit_batch=100, fit_lr=1e-3, ablation_objects=50,
+        clip_model="ViT-B-32", clip_embed_dim=512, clip_image_size=128, clip_objects_per_category=200,
+        clip_eval_objects=20, clip_views=12, clip_steps=6000, clip_batch=256, clip_lr=5e-4, cache_views=24,
+        vae_hidden=1024, vae_epochs=2000, vae_beta=1e-3, align_d_model=512, align_layers=4, align_epochs=2000,
     ),
 }
 

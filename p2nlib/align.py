@@ -1,0 +1,137 @@
+"""Stage 2, semantic alignment (paper §3.2, supplement III).
+
+A ``torch.nn.Transformer`` encoder–decoder maps the CLIP image embedding of one view (the source
+sequence, one token) to the 14 latent tokens of the NeRF (the VAE means, the target sequence).
+A zero-valued [BOS] token starts the target; training uses teacher forcing with a causal mask,
+inference decodes the 14 tokens one by one, each prediction appended to the target sequence.
+Each epoch draws one random view per object, so the mapping becomes invariant to the view
+(supplement I); ``fixed_view=True`` trains on one view per object for the ablation.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+NUM_TOKENS = 14
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    embed_dim: int             # CLIP embedding size (source)
+    latent_dim: int            # VAE latent size (target tokens)
+    d_model: int = 128
+    heads: int = 4
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    ff: int = 256
+    dropout: float = 0.0
+    lr: float = 5e-4
+    epochs: int = 300
+    batch: int = 32
+
+
+class Aligner(nn.Module):
+    def __init__(self, cfg: AlignConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.src_in = nn.Linear(cfg.embed_dim, cfg.d_model)
+        self.tgt_in = nn.Linear(cfg.latent_dim, cfg.d_model)
+        self.pos = nn.Parameter(torch.zeros(NUM_TOKENS + 1, cfg.d_model))
+        nn.init.normal_(self.pos, std=0.02)
+        self.transformer = nn.Transformer(cfg.d_model, cfg.heads, cfg.encoder_layers, cfg.decoder_layers,
+                                          cfg.ff, cfg.dropout, batch_first=True)
+        self.out = nn.Linear(cfg.d_model, cfg.latent_dim)
+
+    def _decode(self, memory: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        L = tgt.shape[1]
+        mask = nn.Transformer.generate_square_subsequent_mask(L, device=tgt.device)
+        h = self.tgt_in(tgt) + self.pos[:L]
+        return self.out(self.transformer.decoder(h, memory, tgt_mask=mask, tgt_is_causal=True))
+
+    def memory(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.transformer.encoder(self.src_in(emb).unsqueeze(1))
+
+    def forward(self, emb: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: predict tokens 1..14 from [BOS] + tokens 1..13. emb (B, E), latents (B, 14, D)."""
+        bos = torch.zeros_like(latents[:, :1])
+        return self._decode(self.memory(emb), torch.cat([bos, latents[:, :-1]], 1))
+
+    @torch.no_grad()
+    def generate(self, emb: torch.Tensor) -> torch.Tensor:
+        """Autoregressive decoding of the 14 latent tokens from the embedding alone."""
+        mem = self.memory(emb)
+        tgt = torch.zeros(emb.shape[0], 1, self.cfg.latent_dim, device=emb.device)
+        for _ in range(NUM_TOKENS):
+            nxt = self._decode(mem, tgt)[:, -1:]
+            tgt = torch.cat([tgt, nxt], 1)
+        return tgt[:, 1:]
+
+
+def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, device="cpu", seed: int = 0,
+          fixed_view: bool = False, progress: bool = True, val: tuple[torch.Tensor, torch.Tensor] | None = None):
+    """image_emb (N, V, E) per object and view; latents (N, 14, D). Returns model and curves."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = Aligner(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs, eta_min=cfg.lr * 0.05)
+    N, V = image_emb.shape[:2]
+    image_emb, latents = image_emb.to(device), latents.to(device)
+    hist = {"epoch": [], "loss": [], "val_loss": []}
+    t0 = time.perf_counter()
+    for epoch in tqdm(range(cfg.epochs), desc="alignment" + (" (fixed view)" if fixed_view else ""),
+                      disable=not progress, mininterval=2):
+        model.train()
+        views = torch.zeros(N, dtype=torch.long) if fixed_view else torch.randint(0, V, (N,), generator=gen)
+        emb = image_emb[torch.arange(N), views.to(device)]
+        perm = torch.randperm(N, generator=gen).to(device)
+        total = 0.0
+        for s in range(0, N, cfg.batch):
+            idx = perm[s:s + cfg.batch]
+            loss = (model(emb[idx], latents[idx]) - latents[idx]).pow(2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx) / N
+        sched.step()
+        hist["epoch"].append(epoch)
+        hist["loss"].append(total)
+        if val is not None:
+            model.eval()
+            with torch.no_grad():
+                ve, vl = val[0].to(device), val[1].to(device)
+                hist["val_loss"].append((model.generate(ve[:, 0]) - vl).pow(2).mean().item())
+        else:
+            hist["val_loss"].append(float("nan"))
+    model.eval()
+    return model.cpu(), {"history": hist, "seconds": time.perf_counter() - t0}
+
+
+def save(model: Aligner, folder: Path, profile: str, name: str = "align") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / f"{name}.safetensors"))
+    (folder / f"{name}.json").write_text(json.dumps({"profile": profile, "config": asdict(model.cfg)}, indent=1))
+    return folder
+
+
+def load(folder: Path, profile: str, name: str = "align") -> Aligner:
+    from .vae import ArtifactError
+
+    meta_path, weights = folder / f"{name}.json", folder / f"{name}.safetensors"
+    if not meta_path.exists() or not weights.exists():
+        raise ArtifactError(f"no trained alignment model in {folder}; train it with notebooks/04_alignment "
+                            "(make book ONLY=04)")
+    meta = json.loads(meta_path.read_text())
+    if meta["profile"] != profile:
+        raise ArtifactError(f"{meta_path} was trained for profile {meta['profile']!r}, not {profile!r}; "
+                            f"use --profile {meta['profile']} or rerun notebooks/04_alignment for {profile!r}")
+    model = Aligner(AlignConfig(**meta["config"]))
+    model.load_state_dict(load_file(str(weights)))
+    return model.eval()

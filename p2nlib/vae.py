@@ -1,0 +1,178 @@
+"""Stage 1, the pretrained implicit latent (paper §3.2, supplement III).
+
+Fourteen independent VAEs, one per NeRF parameter tensor ("token"). Each encoder and decoder is
+a 3-layer MLP; two linear heads give the mean and log-variance of a Gaussian latent of size
+``latent_dim`` (= the CLIP embedding size, 512 in the paper), from which the decoder input is
+sampled. Tensors are normalised element-wise with the training set's mean and standard deviation
+(stored beside the model). Loss: MSE in normalised space + ``beta`` x KL (``beta`` is stated in
+:class:`VaeConfig`; the paper's value was lost).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from . import nerf
+
+
+@dataclass(frozen=True)
+class VaeConfig:
+    latent_dim: int
+    hidden: int
+    beta: float = 1e-3        # KL weight
+    lr: float = 1e-3
+    epochs: int = 400
+    batch: int = 32
+    std_floor: float = 0.05   # of the tensor's median element std: keeps near-constant elements stable
+
+
+class TokenVAE(nn.Module):
+    """One parameter tensor (flattened, ``dim`` values) <-> a ``latent`` Gaussian."""
+
+    def __init__(self, dim: int, hidden: int, latent: int):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                     nn.Linear(hidden, hidden), nn.SiLU())
+        self.mu, self.logvar = nn.Linear(hidden, latent), nn.Linear(hidden, latent)
+        self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                     nn.Linear(hidden, dim))
+
+    def encode(self, x):
+        h = self.encoder(x)
+        return self.mu(h), self.logvar(h).clamp(-12, 6)
+
+    def forward(self, x, sample: bool = True):
+        mu, logvar = self.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        return self.decoder(z), mu, logvar
+
+
+class ParamVAE(nn.Module):
+    """The 14 token VAEs plus the normalisation statistics of each tensor."""
+
+    def __init__(self, spec: nerf.NerfSpec, cfg: VaeConfig):
+        super().__init__()
+        self.spec, self.cfg = spec, cfg
+        shapes = spec.shapes()
+        self.names = list(nerf.PARAM_NAMES)
+        self.vaes = nn.ModuleList([TokenVAE(math.prod(shapes[k]), cfg.hidden, cfg.latent_dim) for k in self.names])
+        for i, k in enumerate(self.names):
+            self.register_buffer(f"mean_{i}", torch.zeros(math.prod(shapes[k])))
+            self.register_buffer(f"std_{i}", torch.ones(math.prod(shapes[k])))
+
+    def set_stats(self, params: dict[str, torch.Tensor]) -> None:
+        for i, k in enumerate(self.names):
+            x = params[k].flatten(1).float()
+            std = x.std(0)
+            floor = self.cfg.std_floor * std.median().clamp_min(1e-8)
+            getattr(self, f"mean_{i}").copy_(x.mean(0))
+            getattr(self, f"std_{i}").copy_(std.clamp_min(floor))
+
+    def normalise(self, params) -> list[torch.Tensor]:
+        return [(params[k].flatten(1) - getattr(self, f"mean_{i}")) / getattr(self, f"std_{i}")
+                for i, k in enumerate(self.names)]
+
+    def denormalise(self, tokens: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        shapes = self.spec.shapes()
+        return {k: (t * getattr(self, f"std_{i}") + getattr(self, f"mean_{i}")).reshape(-1, *shapes[k])
+                for i, (k, t) in enumerate(zip(self.names, tokens))}
+
+    def encode(self, params) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> mu, logvar, each (B, 14, latent)."""
+        out = [vae.encode(x) for vae, x in zip(self.vaes, self.normalise(params))]
+        return torch.stack([m for m, _ in out], 1), torch.stack([lv for _, lv in out], 1)
+
+    def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Latents (B, 14, latent) -> NeRF parameters (B, ...) per tensor."""
+        return self.denormalise([vae.decoder(z[:, i]) for i, vae in enumerate(self.vaes)])
+
+    def loss(self, params) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mse, kl = 0.0, 0.0
+        for vae, x in zip(self.vaes, self.normalise(params)):
+            rec, mu, logvar = vae(x)
+            mse = mse + (rec - x).pow(2).mean()
+            kl = kl + (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean() / x.shape[1]
+        mse, kl = mse / len(self.vaes), kl / len(self.vaes)
+        return mse + self.cfg.beta * kl, mse, kl
+
+
+def train(params: dict[str, torch.Tensor], spec: nerf.NerfSpec, cfg: VaeConfig, device="cpu",
+          seed: int = 0, progress: bool = True, val_params: dict[str, torch.Tensor] | None = None):
+    """Train the 14 VAEs on the training NeRFs; returns the model and per-epoch curves."""
+    torch.manual_seed(seed)
+    model = ParamVAE(spec, cfg)
+    model.set_stats(params)
+    model.to(device)
+    params = {k: v.to(device) for k, v in params.items()}
+    n = next(iter(params.values())).shape[0]
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs, eta_min=cfg.lr * 0.05)
+    hist = {"epoch": [], "loss": [], "mse": [], "kl": [], "val_mse": []}
+    t0 = time.perf_counter()
+    for epoch in tqdm(range(cfg.epochs), desc="VAE", disable=not progress, mininterval=2):
+        perm = torch.randperm(n, device=device)
+        tot = [0.0, 0.0, 0.0]
+        for s in range(0, n, cfg.batch):
+            idx = perm[s:s + cfg.batch]
+            loss, mse, kl = model.loss({k: v[idx] for k, v in params.items()})
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for j, v in enumerate((loss, mse, kl)):
+                tot[j] += v.item() * len(idx) / n
+        sched.step()
+        hist["epoch"].append(epoch)
+        hist["loss"].append(tot[0]), hist["mse"].append(tot[1]), hist["kl"].append(tot[2])
+        hist["val_mse"].append(param_mse(model, val_params) if val_params is not None else float("nan"))
+    model.eval()
+    return model.cpu(), {"history": hist, "seconds": time.perf_counter() - t0}
+
+
+@torch.no_grad()
+def param_mse(model: ParamVAE, params) -> float:
+    """Mean normalised-space MSE of reconstructing ``params`` through the latent means."""
+    dev = next(model.parameters()).device
+    params = {k: v.to(dev) for k, v in params.items()}
+    mu, _ = model.encode(params)
+    rec = model.normalise(model.decode(mu))
+    ref = model.normalise(params)
+    return float(sum((a - b).pow(2).mean() for a, b in zip(rec, ref)) / len(ref))
+
+
+@torch.no_grad()
+def reconstruct(model: ParamVAE, params) -> dict[str, torch.Tensor]:
+    mu, _ = model.encode(params)
+    return model.decode(mu)
+
+
+def save(model: ParamVAE, folder: Path, profile: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "vae.safetensors"))
+    (folder / "vae.json").write_text(json.dumps({"profile": profile, "spec": model.spec.to_dict(),
+                                                 "config": asdict(model.cfg)}, indent=1))
+    return folder
+
+
+class ArtifactError(RuntimeError):
+    """A trained part is missing or belongs to another profile; the message names what makes it."""
+
+
+def load(folder: Path, profile: str) -> ParamVAE:
+    meta_path, weights = folder / "vae.json", folder / "vae.safetensors"
+    if not meta_path.exists() or not weights.exists():
+        raise ArtifactError(f"no trained VAE in {folder}; train it with notebooks/03_vae (make book ONLY=03)")
+    meta = json.loads(meta_path.read_text())
+    if meta["profile"] != profile:
+        raise ArtifactError(f"{meta_path} was trained for profile {meta['profile']!r}, not {profile!r}; "
+                            f"use --profile {meta['profile']} or rerun notebooks/03_vae for {profile!r}")
+    model = ParamVAE(nerf.NerfSpec(**meta["spec"]), VaeConfig(**meta["config"]))
+    model.load_state_dict(load_file(str(weights)))
+    return model.eval()
