@@ -45,7 +45,7 @@ test-unit: venv
 	$(PY) -m pytest -q tests -m "not slow and not browser"
 
 bench: venv
-	$(PY) -m p2nlib.bench
+	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 $(PY) -m p2nlib.bench --profile $(PROFILE)
 
 clean:
 	rm -rf $(SCRATCH) book/_build book/chapters book/figures book/claims.md

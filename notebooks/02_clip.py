@@ -19,7 +19,10 @@
 # The openai ViT-B/32 weights cannot be downloaded offline. When they are not on the machine,
 # this chapter trains a **small CLIP stand-in** on the procedural world: open_clip's own `CLIP`
 # class with a small custom config, open_clip's tokenizer and its contrastive `ClipLoss`, trained
-# on rendered views of all 16 categories paired with the objects' captions. Like the real CLIP,
+# on rendered views of all 16 categories paired with the objects' captions. Its image tower is
+# open_clip's `ModifiedResNet` (the tower of OpenAI's RN50 CLIP, scaled down) rather than a ViT:
+# with a few thousand training images a convolutional tower generalised clearly better at the
+# same cost (the comparison is in `p2nlib.clip.small_config`). Like the real CLIP,
 # it has seen far more than the NeRF dataset: the 8 out-of-distribution categories are in its
 # training data, so it can embed out-of-distribution prompts later in the book. With the
 # `paper` profile and the weights in the Hugging Face cache (or `P2N_CLIP_WEIGHTS`), the same
@@ -137,9 +140,10 @@ colors = ["tab:blue" if s == "in-distribution" else "tab:orange" for s in table.
 ax.bar(table.index, table["top-1"], color=colors)
 ax.axhline(1 / len(world.CATEGORIES), color="grey", ls=":", lw=1)
 ax.axhline(0.9, color="r", ls="--", lw=1)
-ax.set(ylim=(0, 1.05), ylabel="zero-shot top-1", title=f"{enc.name}: held-out objects "
-       "(blue: NeRF-dataset categories, orange: out-of-distribution)")
+ax.set(ylim=(0, 1.05), ylabel="zero-shot top-1", title=f"{enc.name}, held-out objects")
 ax.tick_params(axis="x", rotation=45)
+ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color="tab:blue"), plt.Rectangle((0, 0), 1, 1, color="tab:orange")],
+          labels=["NeRF-dataset category", "out-of-distribution"], fontsize=8, loc="lower left")
 plots.savefig(fig, "02_zero_shot")
 
 # %%
@@ -161,7 +165,8 @@ ret = clip.retrieval(txt_emb, img_emb)
 print(f"text->image retrieval over {len(eval_objs) * V} images: top-1 {ret['top1']:.3f}, top-5 {ret['top5']:.3f} "
       f"(chance top-1 {V / (len(eval_objs) * V):.3f})")
 claims.record("clip.retrieval_top1", round(ret["top1"], 3), section="§4.2", unit="accuracy",
-              note=f"{enc.name}, first caption of each of {len(eval_objs)} held-out objects vs {len(eval_objs) * V} views")
+              note=f"{enc.name}, first caption of each of {len(eval_objs)} held-out objects "
+                   f"vs {len(eval_objs) * V} views")
 claims.record("clip.retrieval_top5", round(ret["top5"], 3), section="§4.2", unit="accuracy",
               note=f"{enc.name}, same setting as retrieval_top1")
 
@@ -203,8 +208,9 @@ gap = clip.modality_gap(txt_emb, img_emb)
 names = {"matched_text_image": "text–image, matched", "unmatched_text_image": "text–image, other objects",
          "matched_image_image": "image–image, same object"}
 fig, ax = plt.subplots(figsize=(8, 3.2))
+bins = np.linspace(min(v.min() for v in gap.values()), max(v.max() for v in gap.values()), 50)
 for key, label in names.items():
-    ax.hist(gap[key], bins=40, density=True, alpha=0.55, label=f"{label} (mean {gap[key].mean():.2f})")
+    ax.hist(gap[key], bins=bins, density=True, alpha=0.55, label=f"{label} (mean {gap[key].mean():.2f})")
 ax.axvspan(0.30, 0.40, color="grey", alpha=0.15, label="paper: matched text–image 0.30–0.40")
 ax.set(xlabel="cosine similarity", ylabel="density", title=f"modality gap, {enc.name}")
 ax.legend(fontsize=8)
@@ -218,10 +224,10 @@ ti, ii = float(gap["matched_text_image"].mean()), float(gap["matched_image_image
 un = float(gap["unmatched_text_image"].mean())
 print(f"matched text–image cosine {ti:.3f}, unmatched {un:.3f}, same-object image–image {ii:.3f}")
 claims.record("clip.text_image_cos_matched", round(ti, 3), section="supp. II", unit="cosine", paper="0.30–0.40",
-              holds=ii - ti >= 0.2,
+              holds=bool(0.25 <= ti <= 0.45),
               note=f"{enc.name}: mean matched text–image {ti:.3f} vs same-object image–image {ii:.3f} "
-                   f"(unmatched text–image {un:.3f}); holds when image–image exceeds matched text–image "
-                   "by >= 0.2, i.e. a modality gap exists")
+                   f"(unmatched text–image {un:.3f}); holds when the matched text–image cosine lies in the "
+                   "paper's range (0.30–0.40, ±0.05). The gap to image–image is reported either way.")
 claims.record("clip.image_image_cos_same_object", round(ii, 3), section="supp. II", unit="cosine",
               note=f"{enc.name}: two different held-out views of the same object")
 

@@ -25,6 +25,9 @@ Choices made here (the paper does not state them):
   indices ``0 ..`` and include the NeRF-dataset objects (real CLIP has seen ShapeNet-like things).
 * Augmentation: random resized crop (scale 0.75–1), horizontal flip, small brightness jitter;
   never hue (colour is semantic: captions say "a red chair").
+* The small CLIP's image tower is open_clip's ``ModifiedResNet`` (a CNN), not a ViT: on ~3,000
+  training images it generalised clearly better at the same cost (see :func:`small_config`).
+* No caption appears twice in a training batch (:func:`_pick_captions`).
 """
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ __all__ = [
     "small_config", "train_config", "build_small_clip", "load_encoder", "load_small_clip", "load_vit_b32",
     "get_or_train", "train_small_clip", "training_objects", "eval_objects", "training_views", "eval_views",
     "render_views", "EmbeddingCache", "embedding_cache", "nearest_scene", "zero_shot",
-    "retrieval", "modality_gap", "clip_dir",
+    "retrieval", "modality_gap", "clip_dir", "checkpoint_paths", "find_vit_b32_weights", "n_eval_views",
 ]
 
 #: samples per ray for CLIP input renders (the renderer supersamples ground truth 2x)
@@ -63,10 +66,16 @@ TRAIN_VIEW_SEED, EVAL_VIEW_SEED, CACHE_VIEW_SEED = 11, 31, 21
 EVAL_START = 10_000
 #: world seed of every object (the NeRF dataset uses seed 0 too)
 WORLD_SEED = 0
-#: the small model's text context (captions are short)
-SMALL_CONTEXT = 32
-#: probability that a training image is paired with the plain category caption ("a chair")
-CATEGORY_CAPTION_P = 0.25
+#: the small model's text context: every caption of the world is at most 16 tokens with its
+#: start/end tokens; longer prompts are truncated
+SMALL_CONTEXT = 20
+#: image tower of the small CLIP ("resnet" or "vit"; see :func:`small_config`)
+SMALL_VISION = "resnet"
+#: probability that a training image is paired with the plain category caption ("a chair");
+#: 0.5 gave a higher zero-shot accuracy than 0.25 in a one-run comparison (0.83 vs 0.77, ViT tower)
+CATEGORY_CAPTION_P = 0.5
+#: random-resized-crop scale range of the training augmentation
+AUG_CROP_SCALE = (0.75, 1.0)
 #: ViT-B-32 openai weights on the Hugging Face hub (open_clip's pretrained table)
 VIT_REPO = "timm/vit_base_patch32_clip_224.openai"
 VIT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -212,22 +221,43 @@ def _tokenizer():
 # ----------------------------------------------------------------------------------------------
 
 
-def small_config(profile: Profile | str) -> dict:
+def small_config(profile: Profile | str, vision: str | None = None) -> dict:
     """open_clip model config of the small CLIP, derived from the profile's embedding size.
 
-    Width = embedding size clamped to [32, 256]; 4 transformer layers (2 below embedding 64) in
-    both towers; 32-wide attention heads; patch = image size / 8 (64 patch tokens). At the
-    ``small`` profile (embed 128, 48 px): width 128 x 4 layers, patch 6.
+    Text tower (both variants): a transformer of width = embedding size clamped to [32, 256],
+    4 layers (2 below embedding 64), 32-wide heads, context :data:`SMALL_CONTEXT`.
+
+    Image tower, ``vision`` (default :data:`SMALL_VISION`):
+
+    * ``"resnet"``: open_clip's ``ModifiedResNet`` (the tower of OpenAI's RN50 CLIP: a 3-conv
+      stem, 4 bottleneck stages, attention pooling), stage width 24 with blocks [1, 2, 2, 1] for
+      embeddings 64..255 (the ``small`` profile), width 8 with [1, 1, 1, 1] below 64, width 48
+      with [2, 2, 2, 2] from 256. Needs images of at least 32 px.
+    * ``"vit"``: a ViT of the text tower's width and depth, patch = image size / 8 (64 tokens).
+
+    Why the ResNet by default (measured on the ``small`` profile, one run each, on a GPU):
+    zero-shot top-1 on held-out objects 0.88 with the ResNet vs 0.77 with the ViT (width 128 x 4,
+    patch 6) after the same 1000 steps, at the same CPU cost per step (about 0.37 s at batch 64 on
+    2 threads). With about 3,000 training images, a convolutional tower generalises better.
     """
     p = _profile(profile)
+    vision = vision or SMALL_VISION
     d, size = int(p.clip_embed_dim), int(p.clip_image_size)
     width = int(min(max(d, 32), 256))
     layers = 2 if d < 64 else 4
-    patch = max(2, size // 8)
+    if vision == "resnet":
+        if size < 32:
+            raise ValueError(f"profile {p.name!r}: the ResNet image tower needs clip_image_size >= 32, got {size}")
+        rn_width, blocks = (8, [1, 1, 1, 1]) if d < 64 else (24, [1, 2, 2, 1]) if d < 256 else (48, [2, 2, 2, 2])
+        vision_cfg = {"image_size": size, "layers": blocks, "width": rn_width, "head_width": 32}
+    elif vision == "vit":
+        vision_cfg = {"image_size": size, "layers": layers, "width": width, "patch_size": max(2, size // 8),
+                      "head_width": 32}
+    else:
+        raise ValueError(f"unknown small-CLIP image tower {vision!r}; use 'resnet' or 'vit'")
     return {
         "embed_dim": d,
-        "vision_cfg": {"image_size": size, "layers": layers, "width": width, "patch_size": patch,
-                       "head_width": 32},
+        "vision_cfg": vision_cfg,
         "text_cfg": {"context_length": SMALL_CONTEXT, "vocab_size": 49408, "width": width,
                      "heads": max(1, width // 32), "layers": layers},
     }
@@ -240,7 +270,8 @@ def train_config(profile: Profile | str) -> dict:
             "dataset_objects_per_category": p.objects_per_category,
             "views": p.clip_views, "image_size": p.clip_image_size, "render_samples": RENDER_SAMPLES,
             "view_seed": TRAIN_VIEW_SEED, "steps": p.clip_steps, "batch": p.clip_batch, "lr": p.clip_lr,
-            "category_caption_p": CATEGORY_CAPTION_P, "world_seed": WORLD_SEED}
+            "category_caption_p": CATEGORY_CAPTION_P, "crop_scale": list(AUG_CROP_SCALE),
+            "unique_captions": True, "world_seed": WORLD_SEED}
 
 
 def build_small_clip(profile: Profile | str, device: torch.device | str = "cpu", seed: int = 0) -> Encoder:
@@ -259,9 +290,11 @@ def _small_encoder(model, p: Profile, device: torch.device, fingerprint: str, in
     from open_clip import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
     cfg = small_config(p)
-    w, l = cfg["vision_cfg"]["width"], cfg["vision_cfg"]["layers"]
+    v = cfg["vision_cfg"]
+    tower = (f"rn{v['width']}-{'.'.join(map(str, v['layers']))}" if isinstance(v["layers"], list)
+             else f"vit{v['width']}x{v['layers']}")
     return Encoder(model=model.to(device).eval(), tokenizer=_tokenizer(),
-                   name=f"small-clip-e{cfg['embed_dim']}-w{w}x{l}", embed_dim=cfg["embed_dim"],
+                   name=f"small-clip-{tower}-e{cfg['embed_dim']}", embed_dim=cfg["embed_dim"],
                    image_size=cfg["vision_cfg"]["image_size"], render_size=p.clip_image_size, device=device,
                    fingerprint=fingerprint, mean=tuple(OPENAI_DATASET_MEAN), std=tuple(OPENAI_DATASET_STD),
                    context_length=SMALL_CONTEXT, info=info or {})
@@ -447,7 +480,7 @@ def render_views(objects: Sequence[world.WorldObject], n_views: int, seeds: int 
     ``cameras.view_set(n_views, seeds[g])`` (an int: the same poses for every object). With
     ``cache``, a file whose recorded key matches is reused and otherwise (re)written.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from . import fit
 
@@ -482,7 +515,8 @@ def render_views(objects: Sequence[world.WorldObject], n_views: int, seeds: int 
     return images
 
 
-def training_views(profile: Profile | str, progress: bool = True, device="cpu") -> tuple[list[world.WorldObject], torch.Tensor]:
+def training_views(profile: Profile | str, progress: bool = True,
+                   device: torch.device | str = "cpu") -> tuple[list[world.WorldObject], torch.Tensor]:
     """(objects, uint8 views (N, clip_views, S, S, 3)) of the CLIP training set, cached."""
     p = _profile(profile)
     objs = training_objects(p)
@@ -493,7 +527,8 @@ def training_views(profile: Profile | str, progress: bool = True, device="cpu") 
     return objs, imgs
 
 
-def eval_views(profile: Profile | str, progress: bool = True, device="cpu") -> tuple[list[world.WorldObject], torch.Tensor]:
+def eval_views(profile: Profile | str, progress: bool = True,
+               device: torch.device | str = "cpu") -> tuple[list[world.WorldObject], torch.Tensor]:
     """(held-out objects, uint8 views (N, V, S, S, 3)), poses ``view_set(V, 31)``, cached."""
     p = _profile(profile)
     objs = eval_objects(p)
@@ -515,11 +550,26 @@ def _recorded_seconds(meta_path: Path, default: float) -> float:
         return default
 
 
+def _pick_captions(objects: list[int], caps: list[list[int]], cat_id: list[int], rng: random.Random) -> list[int]:
+    """One caption id per object: the category caption with probability :data:`CATEGORY_CAPTION_P`,
+    else a random caption of the object; a caption already in the batch is replaced by another of the
+    object's captions. (InfoNCE treats every other pair in the batch as a negative: two identical
+    captions, e.g. two "a sofa" in one batch, would be pushed apart from each other's images.)"""
+    used: set[int] = set()
+    out = []
+    for i in objects:
+        options = ([cat_id[i]] if rng.random() < CATEGORY_CAPTION_P else []) + rng.sample(caps[i], len(caps[i]))
+        pick = next((t for t in options if t not in used), options[0])
+        used.add(pick)
+        out.append(pick)
+    return out
+
+
 def _augmenter(size: int):
     from torchvision.transforms import v2
 
     return v2.Compose([
-        v2.RandomResizedCrop(size, scale=(0.75, 1.0), ratio=(0.9, 1.1), antialias=True),
+        v2.RandomResizedCrop(size, scale=AUG_CROP_SCALE, ratio=(0.9, 1.1), antialias=True),
         v2.RandomHorizontalFlip(),
         v2.ColorJitter(brightness=0.1),  # no hue/saturation: colour words are in the captions
     ])
@@ -536,7 +586,7 @@ def train_small_clip(profile: Profile | str, device: torch.device | str = "cpu",
     Returns ``(encoder, info)`` with the loss history and wall times.
     """
     from open_clip.loss import ClipLoss
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     p = _profile(profile)
     device = torch.device(device)
@@ -564,8 +614,11 @@ def train_small_clip(profile: Profile | str, device: torch.device | str = "cpu",
                             lr=p.clip_lr, betas=(0.9, 0.98), eps=1e-6)
     steps, batch = p.clip_steps, min(p.clip_batch, len(objs))
     warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+
+    def lr_factor(s: int) -> float:  # linear warmup, then cosine decay to 0
+        return (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     loss_fn = ClipLoss()
     rng = random.Random(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -580,7 +633,7 @@ def train_small_clip(profile: Profile | str, device: torch.device | str = "cpu",
         img = views[idx, vidx].permute(0, 3, 1, 2).float() / 255.0
         img = torch.stack([aug(im) for im in img]).clamp(0, 1)
         img = ((img - mean) / std).to(device)
-        tid = [cat_id[i] if rng.random() < CATEGORY_CAPTION_P else rng.choice(caps[i]) for i in idx.tolist()]
+        tid = _pick_captions(idx.tolist(), caps, cat_id, rng)
         tok = tokens[tid].to(device)
         img_f = model.encode_image(img, normalize=True)
         txt_f = model.encode_text(tok, normalize=True)
@@ -592,8 +645,8 @@ def train_small_clip(profile: Profile | str, device: torch.device | str = "cpu",
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         if step % log_every == 0 or step == steps - 1:
-            rec = {"step": step, "loss": round(loss.item(), 5), "logit_scale": round(model.logit_scale.exp().item(), 3),
-                   "lr": sched.get_last_lr()[0]}
+            rec = {"step": step, "loss": round(loss.item(), 5),
+                   "logit_scale": round(model.logit_scale.exp().item(), 3), "lr": sched.get_last_lr()[0]}
             history.append(rec)
             bar.set_postfix(loss=f"{rec['loss']:.3f}", scale=f"{rec['logit_scale']:.1f}")
     train_s = time.perf_counter() - t1

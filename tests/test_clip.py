@@ -11,8 +11,8 @@ from p2nlib import clip, world
 from p2nlib.profiles import get_profile
 
 TINY = get_profile("tiny")
-# a micro profile: 16 categories x 1 object x 2 views at 16 px, 3 training steps
-MICRO = dataclasses.replace(TINY, name="micro", objects_per_category=1, clip_embed_dim=16, clip_image_size=16,
+# a micro profile: 16 categories x 1 object x 2 views at 32 px (the ResNet tower's minimum), 3 steps
+MICRO = dataclasses.replace(TINY, name="micro", objects_per_category=1, clip_embed_dim=16, clip_image_size=32,
                             clip_objects_per_category=1, clip_eval_objects=1, clip_views=2, clip_steps=3,
                             clip_batch=8, cache_views=2)
 
@@ -25,10 +25,20 @@ def small_encoder():
 def test_small_config_sizes():
     cfg = clip.small_config(get_profile("small"))
     assert cfg["embed_dim"] == 128
-    assert cfg["vision_cfg"] == {"image_size": 48, "layers": 4, "width": 128, "patch_size": 6, "head_width": 32}
-    assert cfg["text_cfg"]["context_length"] == 32 and cfg["text_cfg"]["layers"] == 4
-    tiny = clip.small_config(TINY)
-    assert tiny["vision_cfg"]["width"] == 32 and tiny["vision_cfg"]["layers"] == 2
+    assert cfg["vision_cfg"] == {"image_size": 48, "layers": [1, 2, 2, 1], "width": 24, "head_width": 32}
+    assert cfg["text_cfg"]["context_length"] == clip.SMALL_CONTEXT and cfg["text_cfg"]["layers"] == 4
+    assert clip.small_config(TINY)["vision_cfg"]["width"] == 8
+    vit = clip.small_config(get_profile("small"), vision="vit")["vision_cfg"]
+    assert vit["patch_size"] == 6 and vit["width"] == 128
+    with pytest.raises(ValueError, match="clip_image_size >= 32"):
+        clip.small_config(dataclasses.replace(TINY, clip_image_size=16))
+
+
+def test_vit_variant_builds_and_embeds(monkeypatch):
+    monkeypatch.setattr(clip, "SMALL_VISION", "vit")
+    enc = clip.build_small_clip(TINY)
+    assert enc.name.startswith("small-clip-vit")
+    assert enc.encode_images(torch.rand(2, 32, 32, 3)).shape == (2, TINY.clip_embed_dim)
 
 
 def test_untrained_encoder_shapes_and_norms(small_encoder):
