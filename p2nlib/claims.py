@@ -103,9 +103,7 @@ def record(id: str, value: Any, *, section: str, unit: str = "", paper: Any = No
 
 
 def _atomic_write(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    paths.write_json_atomic(path, data, indent=2)
 
 
 def validate(data: dict, source: str | Path = "claims data") -> dict:

@@ -31,7 +31,6 @@ Choices made here (the paper does not state them):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -104,18 +103,7 @@ def _profile(profile: Profile | str | None) -> Profile:
     return profile if isinstance(profile, Profile) else get_profile(profile)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+_sha256, _atomic_json = paths.sha256, paths.write_json_atomic
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:

@@ -31,3 +31,23 @@ def claims_dir() -> Path:
     path = figures_dir() / ".claims"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file (checksums in manifests)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_json_atomic(path: Path, data, indent: int = 1) -> None:
+    """Write JSON to a temporary file, then rename: a crash never leaves a half-written file."""
+    import json
+
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=indent) + "\n")
+    os.replace(tmp, path)

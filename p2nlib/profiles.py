@@ -77,7 +77,7 @@ PROFILES: dict[str, Profile] = {
         name="paper", description="the paper's scale (100 views, 15k iterations) on one GPU",
         objects_per_category=100, train_views=100, heldout_views=10, image_size=128,
         samples_per_ray=96, nerf_width=128, nerf_freqs=6, warmup_steps=1000, fit_steps=15000,
-        rays_per_step=1024, fit_batch=100, fit_lr=1e-3, ablation_objects=50,
+        rays_per_step=1024, fit_batch=25, fit_lr=1e-3, ablation_objects=50,
         clip_model="ViT-B-32", clip_embed_dim=512, clip_image_size=128, clip_objects_per_category=200,
         clip_eval_objects=20, clip_views=12, clip_steps=6000, clip_batch=256, clip_lr=5e-4, cache_views=24,
         vae_hidden=1024, vae_epochs=2000, vae_beta=1e-3, align_d_model=512, align_layers=4, align_epochs=2000,

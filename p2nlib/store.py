@@ -15,7 +15,6 @@ half-written file under a final name; the next run fits only the missing chunks.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -28,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import fit as fitting
-from . import nerf, world
+from . import nerf, paths, world
 from .profiles import Profile
 
 MANIFEST_VERSION = 1
@@ -40,23 +39,10 @@ class StoreError(RuntimeError):
 
 
 def dataset_dir(profile: Profile, root: Path | None = None) -> Path:
-    from . import paths
-
     return (root or paths.artifacts_dir(profile.name)) / "dataset"
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _atomic_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+sha256, _atomic_json = paths.sha256, paths.write_json_atomic
 
 
 def dataset_objects(profile: Profile, seed: int = 0) -> list[world.WorldObject]:
