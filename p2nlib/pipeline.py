@@ -57,7 +57,7 @@ def load_image(image, size: int) -> torch.Tensor:
         im = image.convert("RGBA")
         bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
         image = np.asarray(Image.alpha_composite(bg, im).convert("RGB").resize((size, size), Image.BICUBIC))
-    arr = torch.as_tensor(np.asarray(image))
+    arr = torch.as_tensor(np.array(image))
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
         raise ValueError(f"image array must be (H, W, 3) or (H, W, 4), got {tuple(arr.shape)}")
     arr = arr.float() / 255.0 if arr.dtype == torch.uint8 else arr.float()
