@@ -36,8 +36,8 @@ def claims_page(claims_file: Path) -> str:
     if failed:
         lines.append("\n## Claims that do not hold\n")
         for c in failed:
-            lines.append(f"- **{c['id']}** ({c['section']}): paper {claims._fmt(c['paper'])}, "
-                         f"ours {claims._fmt(c['value'])} {c['unit']}. {c['note']}")
+            lines.append(f"- **{c['id']}** ({c['section']}): paper {claims.fmt(c['paper'])}, "
+                         f"ours {claims.fmt(c['value'])} {c['unit']}. {c['note']}")
     return "\n".join(lines) + "\n"
 
 
@@ -59,11 +59,10 @@ def prepare(notebooks_dir: Path | None = None, figures_dir: Path | None = None, 
 
 def build(book_dir: Path = BOOK, output: Path | None = None) -> Path:
     """Build HTML; returns the folder holding ``index.html``."""
-    cmd = ["jupyter-book", "build", str(book_dir)]
+    jb = Path(sys.executable).with_name("jupyter-book")        # the venv's, also when it is not on PATH
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(book_dir)]
     if output is not None:
         cmd += ["--path-output", str(output)]
-    jb = Path(sys.executable).with_name("jupyter-book")
-    cmd[0] = str(jb) if jb.exists() else cmd[0]
     subprocess.run(cmd, check=True)
     html = (output or book_dir) / "_build" / "html"
     if not (html / "index.html").exists():

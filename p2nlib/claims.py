@@ -164,7 +164,8 @@ def verdict(holds: bool | None) -> str:
     return {True: "holds", False: "does not hold", None: "not judged"}[holds]
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """A claim value as table text (4 significant digits; em dash for none)."""
     if value is None:
         return "—"
     if isinstance(value, float):
@@ -181,6 +182,6 @@ def render_markdown(data: dict, columns: tuple[str, ...] = ("id", "section", "pa
              "|" + "|".join("---" for _ in columns) + "|"]
     for c in data["claims"]:
         row = {**c, "verdict": verdict(c["holds"])}
-        cells = [_fmt(row[col]).replace("|", "\\|").replace("\n", " ") for col in columns]
+        cells = [fmt(row[col]).replace("|", "\\|").replace("\n", " ") for col in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
