@@ -49,6 +49,18 @@ class Profile:
     align_d_model: int
     align_layers: int              # encoder and decoder layers each
     align_epochs: int
+    # per-prompt optimisation baselines and the convergence test (supplement VI; ε and k were lost)
+    opt_size: int                  # guidance render size (pixels)
+    opt_samples: int               # samples per ray while optimising
+    opt_views: int                 # random views per iteration and run
+    opt_lr: float                  # Adam, constant
+    opt_epoch_iters: int           # iterations per convergence-test epoch (paper: 100)
+    opt_eps: float                 # mean squared pixel change per epoch below which an epoch counts
+    opt_k: int                     # epochs in a row below opt_eps = converged
+    opt_max_epochs: int            # cap; a run that has not converged by then is reported as such
+    opt_check_views: int           # fixed views rendered each epoch for the test
+    opt_seeds: int                 # seeds per prompt and initialisation
+    eval_views: int                # views per object for CLIP similarity / Fréchet distance
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,6 +75,8 @@ PROFILES: dict[str, Profile] = {
         clip_model="small", clip_embed_dim=32, clip_image_size=32, clip_objects_per_category=3,
         clip_eval_objects=2, clip_views=2, clip_steps=20, clip_batch=16, clip_lr=1e-3, cache_views=2,
         vae_hidden=64, vae_epochs=5, vae_beta=1e-3, align_d_model=32, align_layers=1, align_epochs=5,
+        opt_size=12, opt_samples=12, opt_views=1, opt_lr=3e-3, opt_epoch_iters=5, opt_eps=1e-4, opt_k=2,
+        opt_max_epochs=4, opt_check_views=2, opt_seeds=2, eval_views=4,
     ),
     "small": Profile(
         name="small", description="default main job: all figures meaningful on a 2-core CPU",
@@ -72,6 +86,8 @@ PROFILES: dict[str, Profile] = {
         clip_model="small", clip_embed_dim=128, clip_image_size=48, clip_objects_per_category=32,
         clip_eval_objects=8, clip_views=6, clip_steps=1000, clip_batch=64, clip_lr=1e-3, cache_views=8,
         vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,
+        opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
+        opt_max_epochs=24, opt_check_views=4, opt_seeds=2, eval_views=8,
     ),
     "paper": Profile(
         name="paper", description="the paper's scale (100 views, 15k iterations) on one GPU",
@@ -81,6 +97,8 @@ PROFILES: dict[str, Profile] = {
         clip_model="ViT-B-32", clip_embed_dim=512, clip_image_size=128, clip_objects_per_category=200,
         clip_eval_objects=20, clip_views=12, clip_steps=6000, clip_batch=256, clip_lr=5e-4, cache_views=24,
         vae_hidden=1024, vae_epochs=2000, vae_beta=1e-3, align_d_model=512, align_layers=4, align_epochs=2000,
+        opt_size=64, opt_samples=64, opt_views=4, opt_lr=1e-3, opt_epoch_iters=100, opt_eps=1e-4, opt_k=3,
+        opt_max_epochs=400, opt_check_views=8, opt_seeds=5, eval_views=16,
     ),
 }
 

@@ -1,0 +1,105 @@
+"""Metrics on cases with known answers, the convergence test, and the batched per-prompt optimiser."""
+import numpy as np
+import pytest
+import torch
+
+from p2nlib import clip, metrics, nerf, optimize
+from p2nlib.profiles import get_profile
+
+TINY = get_profile("tiny")
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return clip.build_small_clip(TINY)
+
+
+def test_identical_images_have_similarity_one(encoder):
+    views = torch.rand(3, 2, 16, 16, 3)
+    assert torch.allclose(metrics.image_similarity(encoder, views, views), torch.ones(3), atol=1e-5)
+    other = torch.rand(3, 2, 16, 16, 3)
+    a = encoder.encode_images(views.reshape(-1, 16, 16, 3)).reshape(3, 2, -1)
+    b = encoder.encode_images(other.reshape(-1, 16, 16, 3)).reshape(3, 2, -1)
+    assert torch.allclose(metrics.image_similarity(encoder, views, other), (a * b).sum(-1).mean(1), atol=1e-6)
+
+
+def test_text_similarity_matches_manual_cosine(encoder):
+    views = torch.rand(2, 3, 16, 16, 3)
+    texts = ["a red chair", "a blue car"]
+    got = metrics.text_similarity(encoder, texts, views)
+    t = encoder.encode_text(texts)
+    v = encoder.encode_images(views.reshape(-1, 16, 16, 3)).reshape(2, 3, -1)
+    assert torch.allclose(got, torch.stack([(v[i] @ t[i]).mean() for i in range(2)]), atol=1e-5)
+    with pytest.raises(ValueError, match="2 texts but renders for 3"):
+        metrics.text_similarity(encoder, texts, torch.rand(3, 1, 16, 16, 3))
+
+
+def test_frechet_distance_known_answers():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 6))
+    assert metrics.frechet(a, a) == pytest.approx(0.0, abs=1e-6)
+    # same covariance, mean shifted by 2 in each of 6 dims: distance = |mu_a - mu_b|^2 = 24
+    assert metrics.frechet(a, a + 2.0) == pytest.approx(24.0, rel=1e-6)
+    with pytest.raises(ValueError, match="needs more than 6 samples"):
+        metrics.frechet(a[:6], a[:6])
+
+
+def test_frechet_images_falls_back_to_clip_features(encoder, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))            # no Inception weights there
+    assert metrics.inception_weights() is None
+    imgs = torch.rand(2, 40, 8, 8, 3)                           # 80 samples > 32 dims
+    res = metrics.frechet_images(encoder, imgs, imgs)
+    assert res.metric.startswith("FD-CLIP") and res.samples == 80 and res.dims == encoder.embed_dim
+    assert res.value == pytest.approx(0.0, abs=1e-4)
+    with pytest.raises(FileNotFoundError, match="hub/checkpoints"):
+        metrics.frechet_images(encoder, imgs, imgs, backend="inception")
+    assert metrics.views_for_frechet(3, 128) == 65 and metrics.views_for_frechet(100, 128) == 8
+
+
+def test_psnr_of_a_known_error():
+    a = torch.full((2, 4, 4, 3), 0.5)
+    assert metrics.psnr(a, a + 0.1).item() == pytest.approx(20.0, abs=1e-4)
+
+
+def test_convergence_test_on_a_synthetic_curve():
+    eps, k = 1e-3, 3
+    curve = [0.5, 0.1, 5e-4, 5e-4, 0.02, 5e-4, 4e-4, 3e-4, 1e-4]
+    assert optimize.converged_epoch(curve, eps, k) == 8          # the streak restarts after 0.02
+    assert optimize.converged_epoch(curve[:7], eps, k) is None
+    # a decaying curve d_t = 0.1 * 0.5^t drops below eps = 1e-3 from t = 7 on, so k = 3 -> epoch 9
+    assert optimize.converged_epoch([0.1 * 0.5 ** t for t in range(1, 20)], eps, k) == 9
+
+
+def test_optimizer_runs_are_independent_seeded_and_stop(encoder):
+    spec = nerf.NerfSpec.from_profile(TINY)
+    cfg = optimize.OptimConfig(size=8, samples=8, views=1, lr=1e-2, epoch_iters=2, eps=1e9, k=2,
+                               max_epochs=4, check_views=2, check_size=8)
+    # runs 0 and 1 share init and seed, run 2 has another seed; eps is huge so all stop after k epochs
+    init = optimize.template_init(spec, 3)
+    targets = encoder.encode_text(["a chair", "a chair", "a chair"])
+    res = optimize.optimize(init, optimize.TextGuidance(encoder, targets), spec, cfg, seeds=[5, 5, 6],
+                            targets=targets, encoder=encoder, progress=False)
+    assert res.iterations == [4, 4, 4]
+    assert len(res.similarity[0]) == 3 and res.snapshots.shape == (3, 3, 8, 8, 3)
+    for k in nerf.PARAM_NAMES:   # equal up to float round-off of batched kernels
+        assert torch.allclose(res.params[k][0], res.params[k][1], atol=1e-5)
+    assert (res.params["l0.weight"][0] - res.params["l0.weight"][2]).abs().max() > 1e-3
+    assert all(p.requires_grad for p in encoder.model.parameters())   # the encoder is restored
+    assert res.similarity_at(0, 3) == res.similarity[0][1]
+
+
+def test_optimizer_drops_converged_runs_and_reports_the_rest(encoder):
+    spec = nerf.NerfSpec.from_profile(TINY)
+    cfg = optimize.OptimConfig(size=8, samples=8, views=1, lr=1e-2, epoch_iters=2, eps=1e-12, k=1,
+                               max_epochs=3, check_views=2, check_size=8)
+    ref = torch.rand(2, 8, 8, 3)
+    from p2nlib import cameras
+    guid = optimize.ImageGuidance(encoder, ref, cameras.orbit([0.0, 90.0], [20.0, 20.0]))
+    init = optimize.stack_inits(optimize.template_init(spec, 1), nerf.init_params(spec, 1, "random", seed=3))
+    res = optimize.optimize(init, guid, spec, cfg, seeds=[0, 1], targets=guid.targets, encoder=encoder,
+                            progress=False)
+    assert res.iterations == [None, None]                         # nothing changes by < 1e-12 per epoch
+    assert (optimize.iterations_or_cap(res) == 6).all()
+    assert not torch.equal(res.params["l6.bias"][0], init["l6.bias"][0])
+    with pytest.raises(ValueError, match="2 runs need 2 seeds"):
+        optimize.optimize(init, guid, spec, cfg, seeds=[0], targets=guid.targets, encoder=encoder, progress=False)
