@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import cameras, nerf, render
+from . import cameras, metrics, nerf, render
 from .profiles import Profile
 
 
@@ -266,8 +266,7 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
 
     def observe(p):
         imgs = _check_render(p, spec, check_poses, cfg.check_size, cfg.samples).cpu()    # (b, C, H, W, 3)
-        from .metrics import embedding_similarity
-        s = embedding_similarity(encoder, imgs, targets[active])
+        s = metrics.embedding_similarity(encoder, imgs, targets[active])
         return imgs, s
 
     prev, s0 = observe(params)

@@ -82,7 +82,7 @@ def image_grid(images, titles=None, ncols: int = 8, size: float = 1.3, row_label
         ax.axis("off")
         if k < n:
             ax.imshow(images[k])
-            if titles is not None:
+            if titles is not None and k < len(titles):   # shorter lists title the first images (a header row)
                 ax.set_title(str(titles[k]), fontsize=7)
     if row_labels is not None:
         for r, label in enumerate(row_labels[:nrows]):
