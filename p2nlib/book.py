@@ -1,12 +1,15 @@
 """Assemble and build the Jupyter Book (Jupyter Book 1, Sphinx; fully offline).
 
 :func:`prepare` copies the executed notebooks into ``book/chapters/``, the figures into
-``book/figures/`` and writes ``book/claims.md`` from ``figures/claims.json``; those three are
-generated (ignored by git). :func:`build` runs ``jupyter-book build`` without executing anything.
+``book/figures/``, writes ``book/claims.md`` from ``figures/claims.json`` (with the discussion of
+each claim that does not hold, from ``book/claims_discussion.md``) and ``book/running.md`` with the
+wall times recorded in the executed notebooks; those are generated (ignored by git). :func:`build` runs ``jupyter-book build`` without executing anything.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +20,15 @@ from . import claims, paths
 BOOK = paths.ROOT / "book"
 
 
-def claims_page(claims_file: Path) -> str:
+def discussion(path: Path) -> dict[str, str]:
+    """Claim id -> discussion paragraph, from a Markdown file of ``## <claim id>`` sections."""
+    if not path.exists():
+        return {}
+    parts = re.split(r"^## +(\S+) *$", path.read_text(), flags=re.M)
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+
+
+def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
     """The book's claims page: one table of every claim, then the discussion of those that fail."""
     data = claims.load(claims_file)
     n = len(data["claims"])
@@ -35,9 +46,62 @@ def claims_page(claims_file: Path) -> str:
     ]
     if failed:
         lines.append("\n## Claims that do not hold\n")
+        notes = discussion(discussion_file or BOOK / "claims_discussion.md")
         for c in failed:
-            lines.append(f"- **{c['id']}** ({c['section']}): paper {claims.fmt(c['paper'])}, "
-                         f"ours {claims.fmt(c['value'])} {c['unit']}. {c['note']}")
+            lines.append(f"### {c['id']}\n\n*{c['section']}*: paper {claims.fmt(c['paper'])}, "
+                         f"ours {claims.fmt(c['value'])} {c['unit']}. {c['note']}\n")
+            if c["id"] in notes:
+                lines.append(notes[c["id"]] + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def wall_times(notebooks_dir: Path) -> list[dict]:
+    """Per executed notebook: its recorded wall time, profile and device (from the runner's metadata)."""
+    rows = []
+    for nb in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
+        meta = json.loads(nb.read_text()).get("metadata", {})
+        params = meta.get("papermill", {}).get("parameters", {})
+        rows.append({"notebook": nb.stem, "seconds": meta.get("p2n", {}).get("wall_time_s"),
+                     "profile": params.get("profile", "?"), "device": params.get("device", "?")})
+    return rows
+
+
+def running_page(notebooks_dir: Path) -> str:
+    """The "Running it" page: the profile table and the wall times of the committed run."""
+    from .profiles import PROFILES
+
+    rows = wall_times(notebooks_dir)
+    total = sum(r["seconds"] or 0 for r in rows)
+    lines = ["# Running it\n",
+             "Two commands from a fresh clone (Python 3.10+; they create `.venv/` on first use):\n",
+             "```bash\nmake book    # every notebook on the small profile, figures/, claims, this book\n"
+             "make test    # unit tests, every notebook on the tiny profile (nbval), book build + browser check\n```\n",
+             "## Wall time of the committed run\n",
+             "Each executed notebook records its own wall time (`metadata.p2n.wall_time_s`); this table is "
+             "read from the notebooks in this book.\n",
+             "| notebook | profile | device | wall time (s) |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| `{r['notebook']}` | {r['profile']} | {r['device']} | {r['seconds']} |")
+    lines.append(f"| **all notebooks** | | | **{total:.0f}** ({total / 60:.1f} min) |\n")
+    lines.append("## Profiles\n")
+    lines.append("One table (`p2nlib/profiles.py`) holds every size. Notebooks take `profile`, `device` "
+                 "and `seed` as papermill parameters: `make book PROFILE=paper DEVICE=cuda`.\n")
+    keys = [k for k in PROFILES["small"].to_dict() if k not in ("name", "description")]
+    lines.append("| field | " + " | ".join(PROFILES) + " |")
+    lines.append("|---|" + "---|" * len(PROFILES))
+    lines.append("| purpose | " + " | ".join(p.description for p in PROFILES.values()) + " |")
+    for k in keys:
+        lines.append(f"| `{k}` | " + " | ".join(f"{getattr(p, k):g}" if isinstance(getattr(p, k), float)
+                                                 else str(getattr(p, k)) for p in PROFILES.values()) + " |")
+    lines.append("\n## The paper profile on a GPU, with real weights\n")
+    lines.append(
+        "`make book PROFILE=paper DEVICE=cuda` runs the same notebooks at the paper's sizes. Nothing is "
+        "downloaded at run time (`HF_HUB_OFFLINE=1`). CLIP ViT-B/32 (`openai`) is used when its `open_clip` "
+        "checkpoint is in the local Hugging Face cache or `P2N_CLIP_WEIGHTS` points to it; otherwise the "
+        "book trains its small CLIP at embedding size 512 and says so. FID uses pytorch-fid's InceptionV3 "
+        "(dims=192) when `pt_inception-2015-12-05-6726825d.pth` is in `$TORCH_HOME/hub/checkpoints/`, "
+        "otherwise FD-CLIP. Fitting the full dataset is many GPU-hours; it can be sharded with "
+        "`python -m p2nlib.store fit --profile paper --shard i --num-shards n` and then `... merge`.\n")
     return "\n".join(lines) + "\n"
 
 
@@ -54,7 +118,8 @@ def prepare(notebooks_dir: Path | None = None, figures_dir: Path | None = None, 
         shutil.copy2(nb, chapters / nb.name)
     shutil.rmtree(book_dir / "figures", ignore_errors=True)
     shutil.copytree(figures_dir, book_dir / "figures", ignore=shutil.ignore_patterns(".claims"))
-    (book_dir / "claims.md").write_text(claims_page(figures_dir / "claims.json"))
+    (book_dir / "claims.md").write_text(claims_page(figures_dir / "claims.json", book_dir / "claims_discussion.md"))
+    (book_dir / "running.md").write_text(running_page(notebooks_dir))
 
 
 def build(book_dir: Path = BOOK, output: Path | None = None) -> Path:
