@@ -247,7 +247,7 @@ rows = []
 for i, g in enumerate(ours_text):
     r = i * len(seeds) + max(seeds, key=lambda s: txt_res.final_similarity(i * len(seeds) + s))
     rows.append(torch.stack([ours_views[i, 0]] + [txt_res.snapshot_at(r, s) for s in steps]))
-fig = plots.image_grid(torch.cat(rows), ncols=4, size=1.1, row_labels=[t[:28] for t in text_prompts],
+fig = plots.image_grid(torch.cat(rows), ncols=4, size=1.1, row_labels=list(text_prompts),
                        titles=["ours"] + [f"baseline @{s} it" for s in steps])
 plots.savefig(fig, "05_text_ours_vs_baseline")
 
@@ -284,7 +284,7 @@ pick = rng.sample(range(len(test_idx)), 4)
 mv = evaluate.render_views({k: v[pick] for k, v in gen_test.items()}, spec, P, 8, size=P.clip_image_size)
 mv_text = torch.cat([evaluate.render_views(g.params, spec, P, 8, size=P.clip_image_size) for g in ours_text[:4]])
 fig = plots.image_grid(torch.cat([mv, mv_text]).flatten(0, 1), ncols=8, size=0.9,
-                       row_labels=[ds.objects[test_idx[i]]["category"] for i in pick] + [t[:24] for t in text_prompts[:4]])
+                       row_labels=[ds.objects[test_idx[i]]["category"] for i in pick] + list(text_prompts[:4]))
 plots.savefig(fig, "05_multiview")
 gif_img = pipeline.save_gif(evaluate.render_views({k: v[pick[:1]] for k, v in gen_test.items()}, spec, P, 16, 64)[0],
                             plots.paths.figures_dir() / "05_turntable_image_prompt.gif")
@@ -299,9 +299,14 @@ sim_base = [sub_scores[f"baseline converged seed {s}"]["similarity"] for s in se
 fd_base = [sub_scores[f"baseline converged seed {s}"]["frechet"] for s in seeds]
 claims.record("id.image.sim_train", round(scores["train"]["similarity"], 4), section="§4.5, Table 1",
               paper=0.831, holds=None, note=f"{len(train_idx)} train scenes × {scores['train']['views']} views")
+close = scores["test"]["similarity"] >= scores["train"]["similarity"] - 0.05
+beats = sub_scores["ours"]["similarity"] > np.mean(sim_base)
 claims.record("id.image.sim_test", round(scores["test"]["similarity"], 4), section="§4.5, Table 1", paper=0.815,
-              holds=bool(scores["test"]["similarity"] >= scores["train"]["similarity"] - 0.05),
-              note="holds when within 0.05 of the train split (the paper: 'does not drastically decrease')")
+              holds=bool(close and beats),
+              note=f"the paper: the test split 'does not drastically decrease' from train and beats Zero-1-to-3; "
+                   f"within 0.05 of train ({scores['train']['similarity']:.3f}): {close}; above the image baseline "
+                   f"on the subset ({sub_scores['ours']['similarity']:.3f} vs {np.mean(sim_base):.3f}): {beats}; "
+                   f"retrieval of the nearest training scene reaches {scores['retrieval']['similarity']:.3f}")
 claims.record("id.image.fd_train", round(scores["train"]["frechet"], 4), section="§4.5, Table 1", paper=1.334,
               holds=None, note=f"{fd_name}; {scores['train']['samples']} images per set; not comparable to Inception FID")
 claims.record("id.image.fd_test", round(scores["test"]["frechet"], 4), section="§4.5, Table 1", paper=4.189,

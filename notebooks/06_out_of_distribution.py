@@ -108,7 +108,7 @@ for inits in (text_inits, image_inits):
         rows.append(fit.render_nerfs(inits[name], spec, check[:1], P.clip_image_size, P.samples_per_ray)[:, 0].cpu())
 imgs = torch.stack(rows).reshape(2, len(INITS), -1, *rows[0].shape[1:]).permute(0, 2, 1, 3, 4, 5).flatten(0, 2)
 fig = plots.image_grid(imgs, ncols=len(INITS), size=1.0, titles=INITS,
-                       row_labels=[t[:22] for t in text_prompts] + image_cats)
+                       row_labels=list(text_prompts) + image_cats)
 plots.savefig(fig, "06_initialisations")
 
 # %% [markdown]
@@ -212,7 +212,7 @@ prompt_col = [torch.nn.functional.interpolate(image_prompts[i:i + 1].permute(0, 
                                               mode="bilinear", antialias=True).permute(0, 2, 3, 1)[0] for i in range(2)]
 prompt_col += [torch.ones(P.image_size, P.image_size, 3)] * 2
 grid = torch.stack([torch.stack([pc] + row) for pc, row in zip(prompt_col, cells)]).flatten(0, 1)
-fig = plots.image_grid(grid, ncols=6, size=1.1, row_labels=image_cats[:2] + [t[:20] for t in text_prompts[:2]],
+fig = plots.image_grid(grid, ncols=6, size=1.1, row_labels=image_cats[:2] + list(text_prompts[:2]),
                        titles=["prompt", "Ours (conv.)", "S (same it.)", "P (same it.)", "S (conv.)", "P (conv.)"])
 plots.savefig(fig, "06_table3_images")
 
@@ -225,6 +225,7 @@ t4 = (runs[runs.modality == "text"].groupby(["prompt", "init"], sort=False)
       .agg(similarity=("sim_converged", evaluate.fmt), iterations=("iterations", lambda x: evaluate.fmt(x, 0)))
       .unstack("init"))
 t4 = t4.reindex(columns=pd.MultiIndex.from_product([["similarity", "iterations"], ["Ours (NRS)", "Ours (DI)", "S"]]))
+t4.columns = [f"{init}: {what}" for what, init in t4.columns]
 plots.save_table(t4.to_markdown(), "06_table4_nrs_vs_di")
 t4
 
@@ -271,7 +272,7 @@ for res, labels, prompts in ((image_res, image_labels, [o.object_id for o in ima
         r = best_final(res, labels, pr)
         mv.append(evaluate.render_views({k: v[[r]] for k, v in res.final_params.items()}, spec, P, 8,
                                         size=P.clip_image_size)[0])
-fig = plots.image_grid(torch.cat(mv), ncols=8, size=0.9, row_labels=image_cats + [t[:22] for t in text_prompts])
+fig = plots.image_grid(torch.cat(mv), ncols=8, size=0.9, row_labels=image_cats + list(text_prompts))
 plots.savefig(fig, "06_multiview")
 r = best_final(text_res, text_labels, text_prompts[0])
 gif = pipeline.save_gif(evaluate.render_views({k: v[[r]] for k, v in text_res.final_params.items()}, spec, P, 16, 64)[0],

@@ -6,6 +6,13 @@ A zero-valued [BOS] token starts the target; training uses teacher forcing with 
 inference decodes the 14 tokens one by one, each prediction appended to the target sequence.
 Each epoch draws one random view per object, so the mapping becomes invariant to the view
 (supplement I); ``fixed_view=True`` trains on one view per object for the ablation.
+
+Two choices of ours, not in the paper (whose hyper-parameters were lost): latents are standardised
+per token and dimension with training-set statistics stored in the model, and teacher forcing
+uses *token dropout*: each teacher token fed to the decoder is zeroed with probability
+``token_dropout``. Plain teacher forcing lets the decoder copy object identity from the previous
+true token instead of reading the CLIP embedding, and autoregressive decoding then drifts
+(exposure bias); ``04_alignment`` measures both.
 """
 from __future__ import annotations
 
@@ -32,9 +39,10 @@ class AlignConfig:
     decoder_layers: int = 2
     ff: int = 256
     dropout: float = 0.0
-    lr: float = 5e-4
+    lr: float = 1e-3
     epochs: int = 300
     batch: int = 32
+    token_dropout: float = 0.5   # probability of zeroing each teacher-forced input token while training
 
 
 class Aligner(nn.Module):
@@ -48,6 +56,16 @@ class Aligner(nn.Module):
         self.transformer = nn.Transformer(cfg.d_model, cfg.heads, cfg.encoder_layers, cfg.decoder_layers,
                                           cfg.ff, cfg.dropout, batch_first=True)
         self.out = nn.Linear(cfg.d_model, cfg.latent_dim)
+        self.register_buffer("lat_mean", torch.zeros(NUM_TOKENS, cfg.latent_dim))
+        self.register_buffer("lat_std", torch.ones(NUM_TOKENS, cfg.latent_dim))
+
+    def set_stats(self, latents: torch.Tensor) -> None:
+        """Standardisation statistics (per token and dimension) from the training latents (N, 14, D)."""
+        self.lat_mean.copy_(latents.mean(0))
+        self.lat_std.copy_(latents.std(0) + 1e-3)
+
+    def normalise(self, latents: torch.Tensor) -> torch.Tensor:
+        return (latents - self.lat_mean) / self.lat_std
 
     def _decode(self, memory: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         L = tgt.shape[1]
@@ -59,19 +77,28 @@ class Aligner(nn.Module):
         return self.transformer.encoder(self.src_in(emb).unsqueeze(1))
 
     def forward(self, emb: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: predict tokens 1..14 from [BOS] + tokens 1..13. emb (B, E), latents (B, 14, D)."""
-        bos = torch.zeros_like(latents[:, :1])
-        return self._decode(self.memory(emb), torch.cat([bos, latents[:, :-1]], 1))
+        """Teacher forcing: predict tokens 1..14 from [BOS] + tokens 1..13 (standardised units).
+        emb (B, E), latents (B, 14, D) raw; in training mode teacher tokens are dropped at random."""
+        prev = self.normalise(latents)[:, :-1]
+        if self.training and self.cfg.token_dropout > 0:
+            keep = torch.rand(prev.shape[0], prev.shape[1], 1, device=prev.device) >= self.cfg.token_dropout
+            prev = prev * keep.to(prev.dtype)
+        bos = torch.zeros_like(prev[:, :1])
+        return self._decode(self.memory(emb), torch.cat([bos, prev], 1))
+
+    def loss(self, emb: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced MSE in standardised latent units."""
+        return (self(emb, latents) - self.normalise(latents)).pow(2).mean()
 
     @torch.no_grad()
     def generate(self, emb: torch.Tensor) -> torch.Tensor:
-        """Autoregressive decoding of the 14 latent tokens from the embedding alone."""
+        """Autoregressive decoding of the 14 latent tokens (raw units) from the embedding alone."""
         mem = self.memory(emb)
         tgt = torch.zeros(emb.shape[0], 1, self.cfg.latent_dim, device=emb.device)
         for _ in range(NUM_TOKENS):
             nxt = self._decode(mem, tgt)[:, -1:]
             tgt = torch.cat([tgt, nxt], 1)
-        return tgt[:, 1:]
+        return tgt[:, 1:] * self.lat_std + self.lat_mean
 
 
 def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, device="cpu", seed: int = 0,
@@ -79,7 +106,9 @@ def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, devi
     """image_emb (N, V, E) per object and view; latents (N, 14, D). Returns model and curves."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = Aligner(cfg).to(device)
+    model = Aligner(cfg)
+    model.set_stats(latents)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs, eta_min=cfg.lr * 0.05)
     N, V = image_emb.shape[:2]
@@ -95,7 +124,7 @@ def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, devi
         total = 0.0
         for s in range(0, N, cfg.batch):
             idx = perm[s:s + cfg.batch]
-            loss = (model(emb[idx], latents[idx]) - latents[idx]).pow(2).mean()
+            loss = model.loss(emb[idx], latents[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -107,7 +136,8 @@ def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, devi
             model.eval()
             with torch.no_grad():
                 ve, vl = val[0].to(device), val[1].to(device)
-                hist["val_loss"].append((model.generate(ve[:, 0]) - vl).pow(2).mean().item())
+                hist["val_loss"].append((model.normalise(model.generate(ve[:, 0])) - model.normalise(vl))
+                                        .pow(2).mean().item())
         else:
             hist["val_loss"].append(float("nan"))
     model.eval()

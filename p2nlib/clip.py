@@ -491,7 +491,7 @@ def render_views(objects: Sequence[world.WorldObject], n_views: int, seeds: int 
                 pass
     t0 = time.perf_counter()
     out = []
-    for g, group in enumerate(tqdm(groups, desc=desc, disable=not progress, leave=False)):
+    for g, group in enumerate(tqdm(groups, desc=desc, disable=not progress, leave=False, mininterval=5)):
         poses = cameras.view_set(n_views, seeds[g])
         img = fit.render_ground_truth(group, poses, size, samples, device=device).cpu()
         out.append((img.clamp(0, 1) * 255).round().to(torch.uint8))
@@ -614,7 +614,7 @@ def train_small_clip(profile: Profile | str, device: torch.device | str = "cpu",
     history: list[dict] = []
     torch.manual_seed(seed)  # v2 transforms draw from the global generator
     t1 = time.perf_counter()
-    bar = tqdm(range(steps), desc="train small CLIP", disable=not progress)
+    bar = tqdm(range(steps), desc="train small CLIP", disable=not progress, mininterval=5)
     for step in bar:
         idx = torch.randperm(len(objs), generator=gen)[:batch]
         vidx = torch.randint(0, views.shape[1], (batch,), generator=gen)

@@ -1,6 +1,7 @@
 """Figure defaults and the one helper through which every figure is saved."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -86,6 +87,7 @@ def image_grid(images, titles=None, ncols: int = 8, size: float = 1.3, row_label
                 ax.set_title(str(titles[k]), fontsize=7)
     if row_labels is not None:
         for r, label in enumerate(row_labels[:nrows]):
+            label = "\n".join(textwrap.wrap(str(label), 18)) or str(label)   # long prompts wrap, never overlap
             axes[r, 0].text(-0.08, 0.5, label, transform=axes[r, 0].transAxes, ha="right", va="center",
                             fontsize=8, rotation=90)
     fig.tight_layout(pad=0.3)

@@ -36,20 +36,44 @@ def test_vae_normalisation_round_trip_and_training_reduces_loss():
 def test_autoregressive_decoding_equals_teacher_forcing_on_its_own_outputs():
     torch.manual_seed(0)
     al = align.Aligner(align.AlignConfig(embed_dim=12, latent_dim=6, d_model=16, heads=2, ff=32)).eval()
+    al.set_stats(torch.randn(10, 14, 6) * 3 + 1)           # generate() returns raw units, forward() standardised
     emb = torch.randn(4, 12)
     gen = al.generate(emb)
     with torch.no_grad():
         tf = al(emb, gen)
-    assert torch.allclose(tf, gen, atol=1e-5)
+    assert torch.allclose(tf, al.normalise(gen), atol=1e-5)
+
+
+def test_token_dropout_only_while_training():
+    torch.manual_seed(0)
+    cfg = align.AlignConfig(embed_dim=12, latent_dim=6, d_model=16, heads=2, ff=32, token_dropout=0.5)
+    al = align.Aligner(cfg)
+    emb, lat = torch.randn(8, 12), torch.randn(8, 14, 6)
+    al.train()
+    assert not torch.allclose(al(emb, lat), al(emb, lat))    # different tokens dropped each call
+    al.eval()
+    assert torch.allclose(al(emb, lat), al(emb, lat))
+    plain = align.Aligner(align.AlignConfig(embed_dim=12, latent_dim=6, d_model=16, heads=2, ff=32, token_dropout=0.0))
+    plain.train()
+    assert torch.allclose(plain(emb, lat), plain(emb, lat))
 
 
 def test_alignment_learns_a_mapping():
     torch.manual_seed(0)
     emb = torch.randn(16, 3, 10)
     latents = torch.randn(16, 14, 6)
-    cfg = align.AlignConfig(embed_dim=10, latent_dim=6, d_model=32, heads=2, ff=64, epochs=80, batch=8, lr=3e-3)
+    cfg = align.AlignConfig(embed_dim=10, latent_dim=6, d_model=32, heads=2, ff=64, epochs=80, batch=8, lr=3e-3,
+                            token_dropout=0.0)
     model, info = align.train(emb, latents, cfg, progress=False)
     assert info["history"]["loss"][-1] < 0.5 * info["history"]["loss"][0]
+    # with token dropout the decoder must read the embedding: free-running decoding gets closer too
+    cfg = align.AlignConfig(embed_dim=10, latent_dim=6, d_model=32, heads=2, ff=64, epochs=150, batch=8, lr=3e-3)
+    model, info = align.train(emb, latents, cfg, progress=False)
+    untrained = align.Aligner(cfg)
+    untrained.set_stats(latents)
+    err = lambda m: (m.generate(emb[:, 0]) - latents).pow(2).mean().item()  # noqa: E731
+    assert info["history"]["loss"][-1] < 0.8 * info["history"]["loss"][0]
+    assert err(model) < 0.8 * err(untrained.eval())
 
 
 def test_missing_and_foreign_artifacts(tmp_path):
