@@ -150,3 +150,8 @@ fig = plots.image_grid(frames.reshape(-1, *frames.shape[2:]), ncols=8, size=1.1,
 plots.savefig(fig, "04_text_prompts")
 gif = pipe.turntable_gif(gens[0], plots.paths.figures_dir() / "04_turntable_table.gif", views=16, size=64)
 print(f"turntable GIF: {gif.name}")
+
+# %% [markdown]
+# The turntable of the NeRF generated from "a brown table" (one forward pass, 16 poses):
+#
+# ![turntable of the NeRF generated from "a brown table"](../figures/04_turntable_table.gif)

@@ -292,6 +292,14 @@ gif_txt = pipe.turntable_gif(ours_text[0], plots.paths.figures_dir() / "05_turnt
 print(gif_img.name, gif_txt.name)
 
 # %% [markdown]
+# Turntables, 16 poses at 64 px: a test scene generated from its image prompt (left) and the NeRF
+# generated from the text prompt "a green chair with armrests and a hollow back" (right). Look for
+# a shape that stays the same object as it turns, and for the fog around it.
+#
+# ![turntable of a test-split generation](../figures/05_turntable_image_prompt.gif)
+# ![turntable of a text-prompt generation](../figures/05_turntable_text_prompt.gif)
+
+# %% [markdown]
 # ## Claims
 
 # %%

@@ -280,6 +280,11 @@ gif = pipeline.save_gif(evaluate.render_views({k: v[[r]] for k, v in text_res.fi
 print(f"{gif.name}: {text_prompts[0]!r}, Ours (NRS) after optimisation")
 
 # %% [markdown]
+# "a burning torch", optimised from our NRS initialisation (best seed), as a turntable:
+#
+# ![turntable of the optimised NeRF for "a burning torch"](../figures/06_turntable_ood.gif)
+
+# %% [markdown]
 # ## Speed-up and similarity, summarised
 # Per prompt: the median over seeds of the iterations to convergence; the speed-up is S (or P)
 # divided by Ours (NRS); the claims take the median over prompts. The same for the iterations to
