@@ -43,14 +43,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from p2nlib import cameras, claims, evaluate, fit, metrics, optimize, pipeline, plots, store
+from p2nlib import cameras, claims, evaluate, fit, metrics, optimize, pipeline, plots
 from p2nlib.notebook import setup
 
 ctx = setup(profile, device, seed)
 P = ctx.profile
 pipe = pipeline.Prompt2NeRF.load(P, ctx.device)
 enc, spec = pipe.encoder, pipe.spec
-ds = store.load(P)
+ds = pipe.dataset
 train_idx, test_idx = ds.indices("train"), ds.indices("test")
 ocfg = optimize.OptimConfig.from_profile(P)
 seeds = list(range(P.opt_seeds))
@@ -143,7 +143,7 @@ table1 = pd.DataFrame({
                            f"{len(subset)} × {n_sub}"],
     "Image baseline, at convergence (test subset)": [baseline_cell("converged", "similarity"),
                                                      baseline_cell("converged", "frechet"), f"{len(subset)} × {n_sub}"],
-    f"Image baseline, {ocfg.max_epochs * ocfg.epoch_iters} iterations (test subset)": [
+    f"Image baseline, {img_res.cap} iterations (test subset)": [
         baseline_cell("cap", "similarity"), baseline_cell("cap", "frechet"), f"{len(subset)} × {n_sub}"],
 }, index=["CLIP similarity", fd_name, "images per set (scenes × views)"])
 plots.save_table(f"Table 1 (CLIP similarity; {fd_name}; baseline: mean ± std over {len(seeds)} seeds)\n\n"
@@ -242,7 +242,7 @@ plots.save_table(f"Table 2 (text–image CLIP similarity over {ocfg.check_views}
 table2
 
 # %%
-steps = [0, budget, ocfg.max_epochs * ocfg.epoch_iters]
+steps = [0, budget, txt_res.cap]
 rows = []
 for i, g in enumerate(ours_text):
     r = i * len(seeds) + max(seeds, key=lambda s: txt_res.final_similarity(i * len(seeds) + s))

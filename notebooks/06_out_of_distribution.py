@@ -44,14 +44,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from p2nlib import cameras, claims, evaluate, fit, optimize, pipeline, plots, store
+from p2nlib import cameras, claims, evaluate, fit, optimize, pipeline, plots
 from p2nlib.notebook import setup
 
 ctx = setup(profile, device, seed)
 P = ctx.profile
 pipe = pipeline.Prompt2NeRF.load(P, ctx.device)
 enc, spec = pipe.encoder, pipe.spec
-ds = store.load(P)
+ds = pipe.dataset
 train_idx = ds.indices("train")
 ocfg = optimize.OptimConfig.from_profile(P)
 seeds = list(range(max(3, P.opt_seeds)))
@@ -177,7 +177,7 @@ def paper_table(modality):
     return pd.DataFrame(out).T
 
 
-cap = ocfg.max_epochs * ocfg.epoch_iters
+cap = text_res.cap
 header = (f"mean ± std over {len(seeds)} seeds (best seed in brackets); runs that did not converge count at the cap "
           f"({cap} iterations): converged {{}} of {{}} runs")
 table5, table6 = paper_table("image"), paper_table("text")

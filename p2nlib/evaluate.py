@@ -57,7 +57,7 @@ def run_table(res: optimize.OptimResult, labels: list[dict], budget: int | None 
     """One row per run: its labels, iterations to convergence (the supplement VI test), similarity at
     convergence and at the end, wall time, and optionally similarity at a fixed ``budget`` and the
     iterations to reach a ``quality`` level (one per run)."""
-    cap = res.config.max_epochs * res.config.epoch_iters
+    cap = res.cap
     rows = []
     for r, lab in enumerate(labels):
         it = res.iterations[r]
@@ -80,7 +80,7 @@ def run_table(res: optimize.OptimResult, labels: list[dict], budget: int | None 
 def convergence_sensitivity(res: optimize.OptimResult, eps_values, k: int) -> pd.DataFrame:
     """Iterations to convergence of every run under other thresholds (recomputed from logged curves;
     valid for runs that went on to the cap)."""
-    cap = res.config.max_epochs * res.config.epoch_iters
+    cap = res.cap
     out = {}
     for eps in eps_values:
         its = []

@@ -33,29 +33,30 @@ def _flat(images: torch.Tensor) -> torch.Tensor:
     return images.reshape(-1, *images.shape[-3:])
 
 
+def _embed_views(encoder, views: torch.Tensor) -> torch.Tensor:
+    """CLIP image embeddings (N, V, D) of renders (N, V, H, W, 3)."""
+    return encoder.encode_images(_flat(views)).reshape(*views.shape[:2], -1)
+
+
 def image_similarity(encoder, generated: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Mean CLIP image–image cosine per object: views (N, V, H, W, 3) vs the same poses -> (N,)."""
     if generated.shape[:2] != reference.shape[:2]:
         raise ValueError(f"generated {tuple(generated.shape[:2])} and reference {tuple(reference.shape[:2])} "
                          "must have the same (objects, views)")
-    a = encoder.encode_images(_flat(generated)).reshape(*generated.shape[:2], -1)
-    b = encoder.encode_images(_flat(reference)).reshape(*reference.shape[:2], -1)
-    return (a * b).sum(-1).mean(1)
+    return (_embed_views(encoder, generated) * _embed_views(encoder, reference)).sum(-1).mean(1)
 
 
 def text_similarity(encoder, texts: list[str], views: torch.Tensor) -> torch.Tensor:
     """Mean CLIP text–image cosine per prompt: texts (N,) and their renders (N, V, H, W, 3) -> (N,)."""
     if len(texts) != views.shape[0]:
         raise ValueError(f"{len(texts)} texts but renders for {views.shape[0]} prompts")
-    t = encoder.encode_text(texts)
-    v = encoder.encode_images(_flat(views)).reshape(*views.shape[:2], -1)
-    return (v * t[:, None]).sum(-1).mean(1)
+    return (_embed_views(encoder, views) * encoder.encode_text(texts)[:, None]).sum(-1).mean(1)
 
 
 def embedding_similarity(encoder, views: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cosine between the renders (N, V, H, W, 3) and one target embedding per object (N, D)."""
-    v = encoder.encode_images(_flat(views)).reshape(*views.shape[:2], -1)
-    return (v * torch.nn.functional.normalize(targets.float(), dim=-1)[:, None]).sum(-1).mean(1)
+    t = torch.nn.functional.normalize(targets.float(), dim=-1)
+    return (_embed_views(encoder, views) * t[:, None]).sum(-1).mean(1)
 
 
 def frechet(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarray) -> float:

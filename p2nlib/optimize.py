@@ -93,6 +93,13 @@ def clip_embed(encoder, images: torch.Tensor) -> torch.Tensor:
     return encoder.model.encode_image((x - mean) / std, normalize=True).float()
 
 
+def clip_loss(encoder, rgb: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean ``1 - cos`` between renders (b, n, H, W, 3) and one unit target embedding per run (b, D)."""
+    b, n = rgb.shape[:2]
+    emb = clip_embed(encoder, rgb.reshape(b * n, *rgb.shape[2:])).reshape(b, n, -1)
+    return (1 - (emb * targets.to(emb.device)[:, None]).sum(-1)).mean(1)
+
+
 @contextmanager
 def frozen(model):
     """Evaluation mode and no parameter gradients while guiding (restored afterwards)."""
@@ -120,12 +127,8 @@ class TextGuidance:
 
     def loss(self, render_fn, c2w: torch.Tensor, size: int, idx: torch.Tensor) -> torch.Tensor:
         rgb, opacity = render_fn(c2w, size)                                     # (b, n, H, W, 3)
-        b, n = rgb.shape[:2]
-        emb = clip_embed(self.encoder, rgb.reshape(b * n, *rgb.shape[2:])).reshape(b, n, -1)
-        t = self.targets[idx].to(emb.device)
-        clip_loss = (1 - (emb * t[:, None]).sum(-1)).mean(1)
         reg = F.relu(opacity.mean((1, 2, 3)) - self.max_opacity)
-        return clip_loss + self.reg_weight * reg
+        return clip_loss(self.encoder, rgb, self.targets[idx]) + self.reg_weight * reg
 
 
 class ImageGuidance:
@@ -138,7 +141,7 @@ class ImageGuidance:
         if reference.shape[0] != reference_pose.shape[0]:
             raise ValueError("one reference pose per reference image")
         self.encoder, self.reference, self.pose = encoder, reference.float(), reference_pose.float()
-        self.targets = encoder.encode_images(reference)
+        self.targets = encoder.encode_images(reference)        # unit-norm (encode_images normalises)
         self.clip_weight = clip_weight
 
     def loss(self, render_fn, c2w: torch.Tensor, size: int, idx: torch.Tensor) -> torch.Tensor:
@@ -148,11 +151,8 @@ class ImageGuidance:
                                 antialias=True, align_corners=False).permute(0, 2, 3, 1)
         poses = torch.cat([self.pose[idx][:, None], c2w], 1)                  # reference view first
         rgb, _ = render_fn(poses, size)
-        b, n = rgb.shape[:2]
         photo = (rgb[:, 0] - ref.to(rgb.device)).pow(2).mean((1, 2, 3))
-        emb = clip_embed(self.encoder, rgb[:, 1:].reshape(b * (n - 1), *rgb.shape[2:])).reshape(b, n - 1, -1)
-        t = self.targets[idx].to(emb.device)
-        return photo + self.clip_weight * (1 - (emb * t[:, None]).sum(-1)).mean(1)
+        return photo + self.clip_weight * clip_loss(self.encoder, rgb[:, 1:], self.targets[idx])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -170,14 +170,20 @@ class OptimResult:
     config: OptimConfig = field(default_factory=OptimConfig)
     final_params: dict[str, torch.Tensor] | None = None   # at the end of the run (= params when stopped)
 
+    @property
+    def cap(self) -> int:
+        """The iteration cap; non-converged runs are counted here."""
+        return self.config.max_epochs * self.config.epoch_iters
+
+    def _epoch(self, run: int, iteration: int) -> int:
+        return min(iteration // self.config.epoch_iters, len(self.similarity[run]) - 1)
+
     def similarity_at(self, run: int, iteration: int) -> float:
         """Similarity of ``run`` at ``iteration`` (an epoch boundary; a stopped run keeps its last value)."""
-        e = min(iteration // self.config.epoch_iters, len(self.similarity[run]) - 1)
-        return self.similarity[run][e]
+        return self.similarity[run][self._epoch(run, iteration)]
 
     def snapshot_at(self, run: int, iteration: int) -> torch.Tensor:
-        e = min(iteration // self.config.epoch_iters, len(self.similarity[run]) - 1)
-        return self.snapshots[run, e].float() / 255.0
+        return self.snapshots[run, self._epoch(run, iteration)].float() / 255.0
 
     def final_similarity(self, run: int) -> float:
         return self.similarity[run][-1]
@@ -185,7 +191,7 @@ class OptimResult:
     def converged_similarity(self, run: int) -> float:
         """Similarity at convergence (at the cap when the run did not converge)."""
         it = self.iterations[run]
-        return self.similarity_at(run, it if it is not None else self.config.max_epochs * self.config.epoch_iters)
+        return self.similarity_at(run, it if it is not None else self.cap)
 
     def iterations_to_reach(self, run: int, level: float) -> int | None:
         """First logged iteration at which the similarity reached ``level`` (None: never)."""
@@ -204,14 +210,15 @@ class OptimResult:
         return per_epoch * min(iteration if iteration is not None else cap, cap) / self.config.epoch_iters
 
 
-def _render_fn(params, spec: nerf.NerfSpec, samples: int, gen: torch.Generator | None):
+def _render_fn(params, spec: nerf.NerfSpec, samples: int):
+    """Differentiable renderer of the batched runs at per-run poses (b, n, 4, 4). Samples are not
+    jittered, so a run's trajectory depends only on its own seed, not on the rest of the batch."""
     def fn(c2w: torch.Tensor, size: int):
         b, n = c2w.shape[:2]
         o, d = cameras.rays(c2w.reshape(b * n, 4, 4).cpu(), size)                 # (b*n, P, 3)
         dev = params["l0.weight"].device
         o, d = o.reshape(b, n * size * size, 3).to(dev), d.reshape(b, n * size * size, 3).to(dev)
-        rgb, opacity = render.render_rays(lambda x: nerf.forward(params, x, spec.freqs), o, d, samples,
-                                          perturb=gen is not None, generator=gen)
+        rgb, opacity = render.render_rays(lambda x: nerf.forward(params, x, spec.freqs), o, d, samples)
         return rgb.reshape(b, n, size, size, 3), opacity.reshape(b, n, size, size)
     return fn
 
@@ -219,7 +226,7 @@ def _render_fn(params, spec: nerf.NerfSpec, samples: int, gen: torch.Generator |
 @torch.no_grad()
 def _check_render(params, spec, poses: torch.Tensor, size: int, samples: int) -> torch.Tensor:
     b = params["l0.weight"].shape[0]
-    return _render_fn(params, spec, samples, None)(poses[None].expand(b, -1, -1, -1), size)[0]
+    return _render_fn(params, spec, samples)(poses[None].expand(b, -1, -1, -1), size)[0]
 
 
 def _shrink(params: dict, opt: torch.optim.Adam, keep: torch.Tensor, lr: float):
@@ -278,7 +285,7 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
     with frozen(encoder.model):
         for epoch in range(1, cfg.max_epochs + 1):
             t0 = time.perf_counter()
-            fn = _render_fn(params, spec, cfg.samples, None)   # no jitter: a run depends on its own seed only
+            fn = _render_fn(params, spec, cfg.samples)
             for _ in range(cfg.epoch_iters):
                 az = torch.stack([torch.rand(cfg.views, generator=gens[r]) for r in active.tolist()]) * 360
                 el = torch.stack([torch.rand(cfg.views, generator=gens[r]) for r in active.tolist()])
@@ -324,8 +331,7 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
 
 def iterations_or_cap(res: OptimResult) -> np.ndarray:
     """Iterations to convergence with non-converged runs counted at the cap (a lower bound)."""
-    cap = res.config.max_epochs * res.config.epoch_iters
-    return np.array([cap if it is None else it for it in res.iterations], dtype=float)
+    return np.array([res.cap if it is None else it for it in res.iterations], dtype=float)
 
 
 def template_init(spec: nerf.NerfSpec, n: int) -> dict[str, torch.Tensor]:

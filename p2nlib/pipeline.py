@@ -79,6 +79,7 @@ class Prompt2NeRF:
     vae: vae.ParamVAE
     aligner: align.Aligner
     spec: nerf.NerfSpec
+    dataset: store.Dataset | None = None  # the NeRF dataset the parts were trained on (reused by notebooks)
     info: dict = field(default_factory=dict)
 
     @classmethod
@@ -98,7 +99,7 @@ class Prompt2NeRF:
         if cache.image.shape[0] != len(ds.objects):
             raise ArtifactError(f"embedding cache has {cache.image.shape[0]} scenes, the dataset {len(ds.objects)}; "
                                 "rerun notebooks/02_clip")
-        return cls(p, dev, enc, cache.image, ds.objects, model_vae, aligner, ds.spec)
+        return cls(p, dev, enc, cache.image, ds.objects, model_vae, aligner, ds.spec, ds)
 
     @torch.no_grad()
     def from_embedding(self, emb: torch.Tensor) -> dict[str, torch.Tensor]:
