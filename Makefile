@@ -25,10 +25,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 notebooks: venv
-	$(PY) -m p2nlib.runner --profile $(PROFILE) --device $(DEVICE) $(if $(ONLY),--only $(ONLY))
+	$(PY) -m p2nlib.book.runner --profile $(PROFILE) --device $(DEVICE) $(if $(ONLY),--only $(ONLY))
 
 book-html: venv
-	$(PY) -m p2nlib.book
+	$(PY) -m p2nlib.book.build
 
 book: notebooks book-html
 	@echo "open book/_build/html/index.html"
@@ -45,7 +45,7 @@ test-unit: venv
 	$(PY) -m pytest -q tests -m "not slow and not browser"
 
 bench: venv
-	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 $(PY) -m p2nlib.bench --profile $(PROFILE)
+	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 $(PY) -m p2nlib.book.bench --profile $(PROFILE)
 
 clean:
 	rm -rf $(SCRATCH) book/_build book/chapters book/figures book/claims.md

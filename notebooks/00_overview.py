@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -29,9 +35,10 @@ seed = 0
 # %%
 import pandas as pd
 
-from p2nlib import claims, nerf, plots
-from p2nlib.notebook import environment_report, setup
-from p2nlib.profiles import profile_table
+from p2nlib.book import claims, plots
+from p2nlib.book.notebook import environment_report, setup
+from p2nlib.core.profiles import profile_table
+from p2nlib.data import nerf
 
 ctx = setup(profile, device, seed)
 pd.Series(environment_report(ctx), name="value").to_frame()

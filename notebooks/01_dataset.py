@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -35,8 +41,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from p2nlib import cameras, claims, fit, nerf, plots, store, topology, world
-from p2nlib.notebook import setup
+from p2nlib.book import claims, plots
+from p2nlib.book.notebook import setup
+from p2nlib.data import cameras, fit, nerf, store, world
+from p2nlib.eval import topology
 
 ctx = setup(profile, device, seed)
 P = ctx.profile

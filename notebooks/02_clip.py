@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -48,8 +54,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from p2nlib import claims, clip, plots, world
-from p2nlib.notebook import setup
+from p2nlib import clip
+from p2nlib.book import claims, plots
+from p2nlib.book.notebook import setup
+from p2nlib.data import world
+from p2nlib.eval import clip_quality
 
 ctx = setup(profile, device, seed)
 P = ctx.profile
@@ -126,7 +135,7 @@ eval_objs, eval_imgs = clip.eval_views(P, device=ctx.device)
 img_emb = enc.encode_images(eval_imgs)                                   # (objects, views, D)
 V = eval_imgs.shape[1]
 labels = [o.category for o in eval_objs for _ in range(V)]
-zs = clip.zero_shot(enc, img_emb.reshape(-1, enc.embed_dim), labels)
+zs = clip_quality.zero_shot(enc, img_emb.reshape(-1, enc.embed_dim), labels)
 table = pd.DataFrame({"top-1": zs["per_category"]})
 table["set"] = ["in-distribution" if c in world.IN_DISTRIBUTION else "out-of-distribution" for c in table.index]
 print(f"{len(eval_objs)} held-out objects x {V} views; zero-shot top-1 {zs['top1']:.3f} over "
@@ -161,7 +170,7 @@ claims.record("clip.zero_shot_top1", round(zs["top1"], 3), section="§4.2", unit
 # %%
 captions = [o.captions[0] for o in eval_objs]
 txt_emb = enc.encode_text(captions)
-ret = clip.retrieval(txt_emb, img_emb)
+ret = clip_quality.retrieval(txt_emb, img_emb)
 print(f"text->image retrieval over {len(eval_objs) * V} images: top-1 {ret['top1']:.3f}, top-5 {ret['top5']:.3f} "
       f"(chance top-1 {V / (len(eval_objs) * V):.3f})")
 claims.record("clip.retrieval_top1", round(ret["top1"], 3), section="§4.2", unit="accuracy",
@@ -204,7 +213,7 @@ plots.savefig(fig, "02_modality_gap_heatmap")
 # objects' views (unmatched), and two different views of the same object (image–image).
 
 # %%
-gap = clip.modality_gap(txt_emb, img_emb)
+gap = clip_quality.modality_gap(txt_emb, img_emb)
 names = {"matched_text_image": "text–image, matched", "unmatched_text_image": "text–image, other objects",
          "matched_image_image": "image–image, same object"}
 fig, ax = plt.subplots(figsize=(8, 3.2))

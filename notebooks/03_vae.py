@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -32,21 +38,24 @@ import numpy as np
 import pandas as pd
 import torch
 
-from p2nlib import claims, fit, models, plots, store, vae
-from p2nlib.notebook import setup
+from p2nlib.book import claims, plots
+from p2nlib.book.notebook import setup
+from p2nlib.data import fit, store
+from p2nlib.eval import stages
+from p2nlib.generate import vae
 
 ctx = setup(profile, device, seed)
 P = ctx.profile
 ds = store.load(P)
 train_idx, test_idx = ds.indices("train"), ds.indices("test")
-cfg = models.vae_config(P)
+cfg = vae.VaeConfig.from_profile(P)
 print(f"{len(train_idx)} train / {len(test_idx)} test NeRFs; VAE config: {cfg}")
 
 # %%
 model, info = vae.train(ds.select(train_idx), ds.spec, cfg, device=ctx.device, seed=seed,
                         val_params=ds.select(test_idx))
-vae.save(model, models.models_dir(P), P.name)
-print(f"trained in {info['seconds']:.0f} s; saved to {models.models_dir(P)}")
+saved = vae.save(model, P, ds)
+print(f"trained in {info['seconds']:.0f} s; saved to artifacts/{P.name}/{saved.name}/ with the dataset's checksum")
 
 # %%
 h = info["history"]
@@ -65,7 +74,7 @@ plots.savefig(fig, "03_vae_curves")
 # held-out poses and compare it with the original NeRF's render and with the ground truth.
 
 # %%
-rec = models.vae_reconstruction_table(model, ds, P, {"train": train_idx, "test": test_idx})
+rec = stages.vae_reconstruction_table(model, ds, P, {"train": train_idx, "test": test_idx})
 plots.save_table(rec.round(3).to_markdown(), "03_vae_reconstruction")
 rec.round(3)
 
@@ -81,7 +90,7 @@ claims.record("vae.recon_psnr_test", round(psnr_test, 2), section="§3.2", unit=
 
 # %%
 pick = [ds.indices("test", c)[0] for c in sorted({o["category"] for o in ds.objects})]
-fig = plots.image_grid(models.render_pair(model, ds, P, pick), ncols=len(pick), size=1.3,
+fig = plots.image_grid(stages.render_pair(model, ds, P, pick), ncols=len(pick), size=1.3,
                        row_labels=["original NeRF", "VAE reconstruction"])
 plots.savefig(fig, "03_vae_renders")
 
@@ -92,8 +101,8 @@ plots.savefig(fig, "03_vae_renders")
 # rows) the shape morphs.
 
 # %%
-pairs = models.interpolation_pairs(ds)
-strips = models.interpolate(model, ds, P, pairs, steps=7)
+pairs = stages.interpolation_pairs(ds)
+strips = stages.interpolate(model, ds, P, pairs, steps=7)
 fig = plots.image_grid(strips.reshape(-1, *strips.shape[2:]), ncols=strips.shape[1], size=1.1,
                        row_labels=[f"{a} → {b}" for a, b, _ in pairs])
 plots.savefig(fig, "03_vae_interpolation")

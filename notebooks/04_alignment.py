@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -40,8 +46,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from p2nlib import align, claims, clip, models, pipeline, plots, store, vae
-from p2nlib.notebook import setup
+from p2nlib import clip
+from p2nlib.book import claims, plots
+from p2nlib.book.notebook import setup
+from p2nlib.data import store
+from p2nlib.eval import stages
+from p2nlib.generate import align, pipeline, vae
 
 ctx = setup(profile, device, seed)
 P = ctx.profile
@@ -49,21 +59,21 @@ ds = store.load(P)
 train_idx, test_idx = ds.indices("train"), ds.indices("test")
 encoder = clip.load_encoder(P, ctx.device)
 cache = clip.embedding_cache(P, encoder, ctx.device)
-stage1 = vae.load(models.models_dir(P), P.name)
+stage1 = vae.load(P, ds)
 with torch.no_grad():
     latents, _ = stage1.encode(ds.params)
 print(f"source: {encoder.name} image embeddings {tuple(cache.image.shape)} (scenes, views, dim); "
       f"target: VAE means {tuple(latents.shape)} (scenes, tokens, dim)")
 
 # %%
-cfg = models.align_config(P)
+cfg = align.AlignConfig.from_profile(P)
 emb = cache.image
 model, info = align.train(emb[train_idx], latents[train_idx], cfg, device=ctx.device, seed=seed,
                           val=(emb[test_idx], latents[test_idx]))
-align.save(model, models.models_dir(P), P.name)
+align.save(model, P, align.provenance(ds, cache, stage1))
 fixed, info_fixed = align.train(emb[train_idx], latents[train_idx], cfg, device=ctx.device, seed=seed,
                                 fixed_view=True, val=(emb[test_idx], latents[test_idx]))
-align.save(fixed, models.models_dir(P), P.name, name="align_fixed_view")
+align.save(fixed, P, align.provenance(ds, cache, stage1), name="align_fixed_view")
 plain, info_plain = align.train(emb[train_idx], latents[train_idx], dataclasses.replace(cfg, token_dropout=0.0),
                                device=ctx.device, seed=seed, val=(emb[test_idx], latents[test_idx]))
 print(f"random-view model {info['seconds']:.0f} s, fixed-view model {info_fixed['seconds']:.0f} s, "
@@ -85,19 +95,19 @@ plots.savefig(fig, "04_alignment_curves")
 
 # %%
 rows = {}
-for split, idx in (("train", train_idx[:64]), ("test", test_idx)):
-    gen = models.generate_from_views(model, stage1, emb[idx], view=0)
-    rows[split] = {"scenes": len(idx), **models.render_psnrs(gen, ds, P, idx)}
-for split, idx in (("train, plain teacher forcing", train_idx[:64]), ("test, plain teacher forcing", test_idx)):
-    gen = models.generate_from_views(plain, stage1, emb[idx], view=0)
-    rows[split] = {"scenes": len(idx), **models.render_psnrs(gen, ds, P, idx)}
+for split, idx in (("train", train_idx[:P.eval_train_cap]), ("test", test_idx)):
+    gen = stages.generate_from_views(model, stage1, emb[idx], view=0)
+    rows[split] = {"scenes": len(idx), **stages.render_psnrs(gen, ds, P, idx)}
+for split, idx in (("train, plain teacher forcing", train_idx[:P.eval_train_cap]), ("test, plain teacher forcing", test_idx)):
+    gen = stages.generate_from_views(plain, stage1, emb[idx], view=0)
+    rows[split] = {"scenes": len(idx), **stages.render_psnrs(gen, ds, P, idx)}
 gen_table = pd.DataFrame(rows).T
 plots.save_table(gen_table.round(2).to_markdown(), "04_generation_psnr")
 gen_table.round(2)
 
 # %%
 pick = [ds.indices("test", c)[0] for c in sorted({o["category"] for o in ds.objects})]
-imgs = models.gt_vs_generated(model, stage1, emb[pick, 0], ds, P, pick)
+imgs = stages.gt_vs_generated(model, stage1, emb[pick, 0], ds, P, pick)
 fig = plots.image_grid(imgs, ncols=len(pick), size=1.3, row_labels=["ground truth", "generated"])
 plots.savefig(fig, "04_generated_test")
 
@@ -108,14 +118,14 @@ plots.savefig(fig, "04_generated_test")
 # output depends less on the input view); *PSNR* is against the ground truth.
 
 # %%
-rot = pd.DataFrame({name: models.rotation_study(m, stage1, emb[test_idx], ds, P, test_idx)
+rot = pd.DataFrame({name: stages.rotation_study(m, stage1, emb[test_idx], ds, P, test_idx)
                     for name, m in (("random-view training", model), ("fixed-view training", fixed))}).T
 plots.save_table(rot.round(2).to_markdown(), "04_rotation_invariance")
 rot.round(2)
 
 # %%
 obj = test_idx[0]
-strip = torch.cat([models.generate_strip(m, stage1, emb[obj], ds, P) for m in (model, fixed)])
+strip = torch.cat([stages.generate_strip(m, stage1, emb[obj], ds, P) for m in (model, fixed)])
 fig = plots.image_grid(strip, ncols=emb.shape[1], size=1.2, row_labels=["random view", "fixed view"])
 plots.savefig(fig, "04_rotation_strip")
 

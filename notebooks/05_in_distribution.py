@@ -2,6 +2,12 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,7 +22,7 @@
 #
 # **Stand-ins, stated once.** The paper's baselines are Zero-1-to-3 (image → NeRF) and DreamFusion
 # (text → NeRF), both diffusion models that cannot be had offline. We use the same family of
-# optimisation with CLIP as the guide (`p2nlib.optimize`): for images, a photometric loss on the
+# optimisation with CLIP as the guide (`p2nlib.baselines.optimize`): for images, a photometric loss on the
 # reference view plus CLIP image guidance at random novel views; for text, CLIP text guidance at
 # random views plus Dream Fields' transmittance regulariser. Like the paper, both optimise *our*
 # NeRF architecture, starting from the shared template initialisation. Runs stop by the
@@ -43,8 +49,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from p2nlib import cameras, claims, evaluate, fit, metrics, optimize, pipeline, plots
-from p2nlib.notebook import setup
+from p2nlib.baselines import optimize
+from p2nlib.book import claims, plots
+from p2nlib.book.notebook import setup
+from p2nlib.data import cameras, fit
+from p2nlib.eval import metrics
+from p2nlib.eval import views as evaluate
+from p2nlib.generate import pipeline
 
 ctx = setup(profile, device, seed)
 P = ctx.profile

@@ -1,8 +1,17 @@
 """p2nlib: the library behind the Prompt2NeRF-PIL reproducibility book.
 
 Every piece of logic lives here; the notebooks in ``notebooks/`` only call it and show results.
-One idea per module: ``profiles`` (sizes), ``claims`` (the ledger), ``paths`` (where things go),
-``world``/``cameras``/``render``/``nerf``/``store`` (the NeRF-parameter dataset), ``plots``.
+One package per stage of the paper's pipeline, in the order data flows:
+
+* ``core``      foundations: profiles (every size), paths, the error family, artifacts with provenance
+* ``data``      stage 0, the NeRF dataset (§3.1): procedural world, cameras, renderer, NeRF, fitting, store,
+                object sets
+* ``clip``      the CLIP encoders (§3.2): interface, the book's small CLIP, cached views, embedding cache
+* ``generate``  stages 1–2 and the one-pass generator (§3.2): VAE, alignment Transformer, pipeline, ``p2n``
+* ``baselines`` per-prompt optimisation (§4.3–4.6): guidances, batched optimiser with the convergence
+                test, labelled runs, the experiments of Tables 1–6
+* ``eval``      metrics (§4.3), CLIP quality, parameter-space topology, evaluation renders
+* ``book``      the book around it: claims ledger, notebook setup, plots, runner, book build, benchmarks
 """
 
 __version__ = "0.1.0"

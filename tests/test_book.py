@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from p2nlib import book, paths
+from p2nlib.book import build as book
+from p2nlib.core import paths
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.slow

@@ -2,7 +2,9 @@
 import json
 import re
 
-from p2nlib import book, claims, paths
+from p2nlib.book import claims
+from p2nlib.book import build as book
+from p2nlib.core import paths
 
 
 def _claims_file(tmp_path, rows):

@@ -4,13 +4,13 @@ import sys
 
 import pytest
 
-from p2nlib import cli
+from p2nlib.generate import cli
 
 
 def test_help_explains():
-    out = subprocess.run([sys.executable, "-m", "p2nlib.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "p2nlib.generate.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "generate" in out.stdout and "a brown table" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "p2nlib.cli", "generate", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "p2nlib.generate.cli", "generate", "--help"], capture_output=True, text=True)
     assert "--text" in out.stdout and "--image" in out.stdout and "--views" in out.stdout and "--seed" in out.stdout
 
 

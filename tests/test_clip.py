@@ -7,8 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from p2nlib import clip, world
-from p2nlib.profiles import get_profile
+from p2nlib import clip
+from p2nlib.core.profiles import get_profile
+from p2nlib.data import world
+from p2nlib.eval import clip_quality
 
 TINY = get_profile("tiny")
 # a micro profile: 16 categories x 1 object x 2 views at 32 px (the ResNet tower's minimum), 3 steps
@@ -35,7 +37,7 @@ def test_small_config_sizes():
 
 
 def test_vit_variant_builds_and_embeds(monkeypatch):
-    monkeypatch.setattr(clip, "SMALL_VISION", "vit")
+    monkeypatch.setattr(clip.small, "SMALL_VISION", "vit")
     enc = clip.build_small_clip(TINY)
     assert enc.name.startswith("small-clip-vit")
     assert enc.encode_images(torch.rand(2, 32, 32, 3)).shape == (2, TINY.clip_embed_dim)
@@ -144,9 +146,9 @@ def test_metrics_on_constructed_embeddings():
     base = torch.eye(3, 4)
     images = torch.stack([base, base], dim=1)                    # (3, 2, 4)
     text = base.clone()
-    r = clip.retrieval(text, images)
+    r = clip_quality.retrieval(text, images)
     assert r == {"top1": 1.0, "top5": 1.0}
-    gap = clip.modality_gap(text, images)
+    gap = clip_quality.modality_gap(text, images)
     assert gap["matched_text_image"].shape == (6,) and np.allclose(gap["matched_text_image"], 1)
     assert gap["unmatched_text_image"].shape == (12,) and np.allclose(gap["unmatched_text_image"], 0)
     assert gap["matched_image_image"].shape == (3,)
@@ -161,6 +163,6 @@ def test_data_split_is_disjoint():
     held = {o.object_id for o in clip.eval_objects(TINY)}
     assert not train & held
     assert {o.category for o in clip.training_objects(TINY)} == set(world.CATEGORIES)
-    from p2nlib.store import dataset_objects
+    from p2nlib.data.store import dataset_objects
 
     assert {o.object_id for o in dataset_objects(TINY)} <= train

@@ -3,8 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from p2nlib import clip, metrics, nerf, optimize
-from p2nlib.profiles import get_profile
+from p2nlib import clip
+from p2nlib.baselines import optimize
+from p2nlib.core.profiles import get_profile
+from p2nlib.data import nerf
+from p2nlib.eval import metrics
 
 TINY = get_profile("tiny")
 
@@ -93,7 +96,7 @@ def test_optimizer_drops_converged_runs_and_reports_the_rest(encoder):
     cfg = optimize.OptimConfig(size=8, samples=8, views=1, lr=1e-2, epoch_iters=2, eps=1e-12, k=1,
                                max_epochs=3, check_views=2, check_size=8)
     ref = torch.rand(2, 8, 8, 3)
-    from p2nlib import cameras
+    from p2nlib.data import cameras
     guid = optimize.ImageGuidance(encoder, ref, cameras.orbit([0.0, 90.0], [20.0, 20.0]))
     init = optimize.stack_inits(optimize.template_init(spec, 1), nerf.init_params(spec, 1, "random", seed=3))
     res = optimize.optimize(init, guid, spec, cfg, seeds=[0, 1], targets=guid.targets, encoder=encoder,

@@ -6,7 +6,8 @@ import json
 import jupytext
 import pytest
 
-from p2nlib import paths, runner
+from p2nlib.book import runner
+from p2nlib.core import paths
 
 SOURCES = sorted((paths.ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
 
@@ -59,8 +60,8 @@ profile = "tiny"
 device = "cpu"
 
 # %%
-from p2nlib import claims, plots
-from p2nlib.notebook import setup
+from p2nlib.book import claims, plots
+from p2nlib.book.notebook import setup
 import matplotlib.pyplot as plt
 ctx = setup(profile, device)
 plots.savefig(plt.figure(), "{name}")

@@ -7,8 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from p2nlib import align, cli, clip, models, paths, pipeline, store, vae
-from p2nlib.profiles import get_profile
+from p2nlib import clip
+from p2nlib.core import paths
+from p2nlib.core.profiles import get_profile
+from p2nlib.data import store
+
+from p2nlib.generate import align, cli, pipeline, vae
 
 
 @pytest.mark.slow
@@ -17,11 +21,11 @@ def test_tiny_pipeline_end_to_end(tmp_path, capsys):
     ds = store.build(P, progress=False)
     enc, _ = clip.get_or_train(P, progress=False)
     cache = clip.embedding_cache(P, enc, progress=False)
-    model_vae, _ = vae.train(ds.params, ds.spec, models.vae_config(P), progress=False)
-    vae.save(model_vae, models.models_dir(P), P.name)
+    model_vae, _ = vae.train(ds.params, ds.spec, vae.VaeConfig.from_profile(P), progress=False)
+    vae.save(model_vae, P, ds)
     lat, _ = model_vae.encode(ds.params)
-    aligner, _ = align.train(cache.image, lat.detach(), models.align_config(P), progress=False)
-    align.save(aligner, models.models_dir(P), P.name)
+    aligner, _ = align.train(cache.image, lat.detach(), align.AlignConfig.from_profile(P), progress=False)
+    align.save(aligner, P, align.provenance(ds, cache, model_vae))
 
     pipe = pipeline.Prompt2NeRF.load("tiny", "cpu")
     gen = pipe.from_text("a brown table")

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from p2nlib import claims, profiles
+from p2nlib.book import claims
+from p2nlib.core import profiles
 
 
 def test_profile_table_is_data():
@@ -97,7 +98,7 @@ def test_not_json_and_missing(tmp_path):
 
 
 def test_committed_claims_validate():
-    from p2nlib import paths
+    from p2nlib.core import paths
 
     data = claims.load(paths.ROOT / "figures" / "claims.json")
     assert data["claims"], "figures/claims.json holds no claims"

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from p2nlib import cameras, fit, nerf, render
-from p2nlib.profiles import PROFILES
+from p2nlib.core.profiles import PROFILES
+from p2nlib.data import cameras, fit, nerf, render
 
 
 def sphere_field(radius, sigma):

@@ -11,9 +11,9 @@ import time
 import pytest
 import torch
 
-from p2nlib import fit as fitting
-from p2nlib import nerf, store
-from p2nlib.profiles import PROFILES
+from p2nlib.core.profiles import PROFILES
+from p2nlib.data import nerf, store
+from p2nlib.data import fit as fitting
 
 # 8 objects (one per category) in 4 chunks of 2, very short fitting
 MINI = dataclasses.replace(PROFILES["tiny"], name="tiny", objects_per_category=1, fit_batch=2, warmup_steps=2,
@@ -92,7 +92,7 @@ def test_resume_after_kill_9(tmp_path, counted_fit):
     out = tmp_path / "ds"
     slow = dataclasses.replace(MINI, fit_steps=400)
     code = ("import dataclasses, sys; from pathlib import Path; from p2nlib import store; "
-            "from p2nlib.profiles import PROFILES; "
+            "from p2nlib.core.profiles import PROFILES; "
             f"p = dataclasses.replace(PROFILES['tiny'], **{json.dumps({k: v for k, v in dataclasses.asdict(slow).items() if k != 'name'})}); "
             f"store.fit_dataset(p, Path({str(out)!r}), progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"})

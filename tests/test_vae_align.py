@@ -1,8 +1,16 @@
+import dataclasses
+import shutil
+
 import pytest
 import torch
 
-from p2nlib import align, nerf, vae
-from p2nlib.profiles import PROFILES
+from p2nlib.core import paths
+from p2nlib.core.errors import ArtifactError
+
+from p2nlib.core.profiles import PROFILES
+from p2nlib.data import nerf, store
+from p2nlib.generate import align, vae
+from test_store import MINI
 
 
 def test_paper_profile_shapes_512_latent_14_tokens():
@@ -76,13 +84,31 @@ def test_alignment_learns_a_mapping():
     assert err(model) < 0.8 * err(untrained.eval())
 
 
-def test_missing_and_foreign_artifacts(tmp_path):
-    with pytest.raises(vae.ArtifactError, match="03_vae"):
-        vae.load(tmp_path, "small")
-    with pytest.raises(vae.ArtifactError, match="04_alignment"):
-        align.load(tmp_path, "small")
-    spec = nerf.NerfSpec(8, 1)
-    vae.save(vae.ParamVAE(spec, vae.VaeConfig(latent_dim=4, hidden=8)), tmp_path, "tiny")
-    with pytest.raises(vae.ArtifactError, match="trained for profile 'tiny'"):
-        vae.load(tmp_path, "small")
-    assert isinstance(vae.load(tmp_path, "tiny"), vae.ParamVAE)
+def test_missing_foreign_and_stale_parts_are_refused(tmp_path):
+    """Trained parts record what they were trained on: a missing part, one of another profile, and one
+    trained on a dataset that has since been rebuilt are each refused with the command that rebuilds it."""
+    P = dataclasses.replace(MINI, name="tiny")
+    ds = store.build(P, progress=False)
+    with pytest.raises(ArtifactError, match="make book ONLY=03"):
+        vae.load(P, ds)
+    with pytest.raises(ArtifactError, match="make book ONLY=04"):
+        align.load(P, {"dataset": ds.fingerprint})
+    model = vae.ParamVAE(ds.spec, vae.VaeConfig(latent_dim=4, hidden=8))
+    vae.save(model, P, ds)
+    assert vae.load(P, ds).weights_sha256 == model.weights_sha256
+    shutil.copytree(paths.stage_dir("tiny", "models"), paths.stage_dir("small", "models"), dirs_exist_ok=True)
+    with pytest.raises(ArtifactError, match="trained for profile 'tiny'"):
+        vae.load(dataclasses.replace(P, name="small"), ds)
+    # rebuild the dataset with other fitting settings: the old VAE is stale
+    shutil.rmtree(store.dataset_dir(P))
+    ds2 = store.build(dataclasses.replace(P, fit_steps=P.fit_steps + 1), progress=False)
+    assert ds2.fingerprint != ds.fingerprint
+    with pytest.raises(ArtifactError, match=r"another dataset .*make book ONLY=03"):
+        vae.load(P, ds2)
+    # and an aligner trained on the old VAE is refused once the VAE changes
+    aligner = align.Aligner(align.AlignConfig(embed_dim=4, latent_dim=4, d_model=8, heads=2, ff=8))
+    inputs = {"dataset": ds.fingerprint, "embeddings": "e", "vae": model.weights_sha256}
+    align.save(aligner, P, inputs)
+    align.load(P, inputs)
+    with pytest.raises(ArtifactError, match=r"another vae .*make book ONLY=04"):
+        align.load(P, {**inputs, "vae": "retrained"})

@@ -1,4 +1,4 @@
-"""Tests for p2nlib.world: the procedural object generator and its batched SDF / density evaluation."""
+"""Tests for p2nlib.data.world: the procedural object generator and its batched SDF / density evaluation."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from p2nlib import world as W
+from p2nlib.data import world as W
 
 N_VARIETY = 30  # objects per category for the variety test
 

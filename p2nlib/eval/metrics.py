@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .fit import psnr  # noqa: F401  (re-exported: the book's third metric)
+from p2nlib.data.fit import psnr  # noqa: F401  (re-exported: the book's third metric)
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_DIMS = 192

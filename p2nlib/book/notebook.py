@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
-import random
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from . import claims
-from .profiles import Profile, get_profile
+from p2nlib.book import claims
+from p2nlib.core.device import resolve_device, seed_everything
+from p2nlib.core.profiles import Profile, get_profile
 
 
 @dataclass(frozen=True)
@@ -21,28 +20,12 @@ class Context:
     seed: int
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` means cuda when present, else cpu. An unavailable device is a clear error."""
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use device='auto' or 'cpu'")
-    return dev
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def setup(profile: str | None = None, device: str = "auto", seed: int = 0) -> Context:
     """Resolve profile and device, seed every RNG, set plot defaults, start this notebook's claims."""
     prof = get_profile(profile)
     dev = resolve_device(device)
     seed_everything(seed)
-    from . import plots
+    from p2nlib.book import plots
 
     plots.set_style()
     claims.start(prof.name, str(dev))

@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from . import nerf
+from p2nlib.data import nerf
 
 
 def flat(params: dict[str, torch.Tensor]) -> np.ndarray:

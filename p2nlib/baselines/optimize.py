@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import cameras, metrics, nerf, render
-from .profiles import Profile
+from p2nlib.core.profiles import Profile
+from p2nlib.data import cameras, nerf, render
+from p2nlib.eval import metrics
 
 
 @dataclass(frozen=True)

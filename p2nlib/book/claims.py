@@ -18,14 +18,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from p2nlib.core import paths
+from p2nlib.core.artifacts import write_json_atomic
+from p2nlib.core.errors import ClaimsFileError
 
 SCHEMA_VERSION = 1
 STAMP_FIELDS = ("notebook", "profile", "device", "torch", "commit", "date")
-
-
-class ClaimsFileError(ValueError):
-    """A claims file is malformed; the message names the file and the fix."""
 
 
 @dataclass
@@ -40,7 +38,7 @@ class Claim:
 
 
 def schema() -> dict:
-    return json.loads(resources.files("p2nlib").joinpath("claims.schema.json").read_text())
+    return json.loads(resources.files("p2nlib.book").joinpath("claims.schema.json").read_text())
 
 
 def git_commit(root: Path = paths.ROOT) -> str:
@@ -105,7 +103,7 @@ def record(id: str, value: Any, *, section: str, unit: str = "", paper: Any = No
 
 
 def _atomic_write(path: Path, data: dict) -> None:
-    paths.write_json_atomic(path, data, indent=2)
+    write_json_atomic(path, data, indent=2)
 
 
 def validate(data: dict, source: str | Path = "claims data") -> dict:

@@ -16,10 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import align, cameras, clip, fit, models, nerf, store, vae
-from .notebook import resolve_device
-from .profiles import Profile, get_profile
-from .vae import ArtifactError
+from p2nlib import clip
+from p2nlib.core.device import resolve_device
+from p2nlib.core.errors import ArtifactError, InputError
+from p2nlib.core.profiles import Profile, get_profile
+from p2nlib.data import cameras, fit, nerf, store
+
+from p2nlib.generate import align, vae
 
 
 @dataclass
@@ -46,20 +49,20 @@ def load_image(image, size: int) -> torch.Tensor:
     if isinstance(image, (str, Path)):
         path = Path(image)
         if not path.is_file():
-            raise FileNotFoundError(f"image file {path} does not exist")
+            raise InputError(f"image file {path} does not exist")
         try:
             with Image.open(path) as im:
                 im.load()
                 image = im.copy()
         except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"{path} is not a readable image ({err}); give a PNG or JPEG file") from None
+            raise InputError(f"{path} is not a readable image ({err}); give a PNG or JPEG file") from None
     if isinstance(image, Image.Image):
         im = image.convert("RGBA")
         bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
         image = np.asarray(Image.alpha_composite(bg, im).convert("RGB").resize((size, size), Image.BICUBIC))
     arr = torch.as_tensor(np.array(image))
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
-        raise ValueError(f"image array must be (H, W, 3) or (H, W, 4), got {tuple(arr.shape)}")
+        raise InputError(f"image array must be (H, W, 3) or (H, W, 4), got {tuple(arr.shape)}")
     arr = arr.float() / 255.0 if arr.dtype == torch.uint8 else arr.float()
     if arr.shape[-1] == 4:
         arr = arr[..., :3] * arr[..., 3:] + (1 - arr[..., 3:])
@@ -93,9 +96,8 @@ class Prompt2NeRF:
         if not cache_path.exists():
             raise ArtifactError(f"no embedding cache {cache_path}; build it with notebooks/02_clip (make book ONLY=02)")
         cache = clip.embedding_cache(p, enc, dev, progress=False)
-        mdir = models.models_dir(p)
-        model_vae = vae.load(mdir, p.name).to(dev)
-        aligner = align.load(mdir, p.name).to(dev)
+        model_vae = vae.load(p, ds).to(dev)
+        aligner = align.load(p, align.provenance(ds, cache, model_vae)).to(dev)
         if cache.image.shape[0] != len(ds.objects):
             raise ArtifactError(f"embedding cache has {cache.image.shape[0]} scenes, the dataset {len(ds.objects)}; "
                                 "rerun notebooks/02_clip")
@@ -115,7 +117,7 @@ class Prompt2NeRF:
 
     def nearest_scene(self, text: str) -> tuple[int, float]:
         if not isinstance(text, str) or not text.strip():
-            raise ValueError("the text prompt is empty; give a description such as \"a brown table\"")
+            raise InputError("the text prompt is empty; give a description such as \"a brown table\"")
         return clip.nearest_scene(self.encoder.encode_text([text])[0], self.cache)
 
     def from_text(self, text: str, seed: int = 0) -> Generation:
@@ -143,7 +145,7 @@ def save_gif(frames: torch.Tensor, path: str | Path, ms_per_frame: int = 120) ->
 
     path = Path(path)
     if path.suffix.lower() != ".gif":
-        raise ValueError(f"output {path} must end in .gif")
+        raise InputError(f"output {path} must end in .gif")
     path.parent.mkdir(parents=True, exist_ok=True)
     ims = [Image.fromarray((f.clamp(0, 1).numpy() * 255).astype(np.uint8)) for f in frames]
     ims[0].save(path, save_all=True, append_images=ims[1:], duration=ms_per_frame, loop=0)

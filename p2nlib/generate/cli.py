@@ -37,19 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from .pipeline import Prompt2NeRF, load_image  # imported late: --help stays fast
-    from .profiles import get_profile
-    from .store import StoreError
-    from .vae import ArtifactError
-    from . import clip
+    from p2nlib.core.errors import InputError, P2NError
+    from p2nlib.core.profiles import get_profile
+    from p2nlib.generate.pipeline import Prompt2NeRF, load_image  # imported late: --help stays fast
 
     try:
         if args.text is not None and not args.text.strip():
-            raise ValueError("the text prompt is empty; give a description such as --text \"a brown table\"")
+            raise InputError("the text prompt is empty; give a description such as --text \"a brown table\"")
         if args.views < 1 or args.size < 8:
-            raise ValueError("--views must be >= 1 and --size >= 8")
+            raise InputError("--views must be >= 1 and --size >= 8")
         if not args.out.lower().endswith(".gif"):
-            raise ValueError(f"--out {args.out} must end in .gif")
+            raise InputError(f"--out {args.out} must end in .gif")
         get_profile(args.profile)
         if args.image is not None:
             load_image(args.image, 8)          # fail fast on a missing or unreadable file
@@ -60,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             from safetensors.torch import save_file
 
             save_file({k: v[0].contiguous().cpu() for k, v in gen.params.items()}, args.save_params)
-    except (ValueError, FileNotFoundError, ArtifactError, StoreError, clip.EncoderNotFoundError) as err:
+    except P2NError as err:
         print(f"p2n: error: {err}", file=sys.stderr)
         return 2
     print(gen.describe())

@@ -1,6 +1,6 @@
 """Run the book's notebooks in order with papermill and build the book.
 
-``python -m p2nlib.runner --profile small --device auto`` converts each ``notebooks/NN_*.py``
+``python -m p2nlib.book.runner --profile small --device auto`` converts each ``notebooks/NN_*.py``
 (the jupytext source) to a notebook, executes it with papermill, writes the executed notebook
 back as the paired ``notebooks/NN_*.ipynb``, and merges its claims into ``figures/claims.json``.
 A notebook that fails leaves the committed notebook, the figures and claims of the others
@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import claims, paths
+from p2nlib.book import claims
+from p2nlib.core import paths
 
 NOTEBOOKS = paths.ROOT / "notebooks"
 INJECTED_TAG = "injected-parameters"
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-going", action="store_true", help="run later notebooks after a failure")
     args = parser.parse_args(argv)
 
-    from .profiles import get_profile
+    from p2nlib.core.profiles import get_profile
 
     try:
         get_profile(args.profile)

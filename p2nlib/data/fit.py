@@ -1,6 +1,6 @@
 """Fit many NeRFs at once from one shared initialisation (paper §3.1).
 
-All objects of a batch are one stacked parameter dict (:mod:`p2nlib.nerf`), so one Adam step
+All objects of a batch are one stacked parameter dict (:mod:`p2nlib.data.nerf`), so one Adam step
 updates every NeRF; the loss is the sum of per-object losses, so each object's gradient is the
 one it would get alone. Two phases:
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from . import cameras, nerf, render, world
-from .profiles import Profile
+from p2nlib.core.profiles import Profile
+from p2nlib.data import cameras, nerf, render, world
 
 VIEW_SEED_TRAIN, VIEW_SEED_HELDOUT = 1, 2
 GT_SUPERSAMPLE = 2  # ground truth uses twice the profile's samples per ray

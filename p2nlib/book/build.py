@@ -15,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import claims, paths
+from p2nlib.book import claims
+from p2nlib.core import paths
 
 BOOK = paths.ROOT / "book"
 
@@ -68,7 +69,7 @@ def wall_times(notebooks_dir: Path) -> list[dict]:
 
 def running_page(notebooks_dir: Path) -> str:
     """The "Running it" page: the profile table and the wall times of the committed run."""
-    from .profiles import PROFILES
+    from p2nlib.core.profiles import PROFILES
 
     rows = wall_times(notebooks_dir)
     total = sum(r["seconds"] or 0 for r in rows)
@@ -101,7 +102,7 @@ def running_page(notebooks_dir: Path) -> str:
         "book trains its small CLIP at embedding size 512 and says so. FID uses pytorch-fid's InceptionV3 "
         "(dims=192) when `pt_inception-2015-12-05-6726825d.pth` is in `$TORCH_HOME/hub/checkpoints/`, "
         "otherwise FD-CLIP. Fitting the full dataset is many GPU-hours; it can be sharded with "
-        "`python -m p2nlib.store fit --profile paper --shard i --num-shards n` and then `... merge`.\n")
+        "`python -m p2nlib.data.store fit --profile paper --shard i --num-shards n` and then `... merge`.\n")
     return "\n".join(lines) + "\n"
 
 

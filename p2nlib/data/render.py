@@ -58,7 +58,7 @@ def render_images(field: Field, c2w: torch.Tensor, size: int, samples: int, batc
     """Render ``batch`` objects from the same poses ``c2w`` (V, 4, 4) -> images (B, V, size, size, 3).
 
     ``chunk`` bounds the sample points evaluated at once (memory; default 2^18 on CPU, 2^23 on GPU)."""
-    from .cameras import rays
+    from p2nlib.data.cameras import rays
 
     o, d = rays(c2w.cpu(), size)
     if chunk is None:

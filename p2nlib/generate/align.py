@@ -16,15 +16,16 @@ true token instead of reading the CLIP embedding, and autoregressive decoding th
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
+
+from p2nlib.core import artifacts, paths
+from p2nlib.core.profiles import Profile
 
 NUM_TOKENS = 14
 
@@ -43,6 +44,12 @@ class AlignConfig:
     epochs: int = 300
     batch: int = 32
     token_dropout: float = 0.5   # probability of zeroing each teacher-forced input token while training
+
+    @classmethod
+    def from_profile(cls, p: Profile) -> "AlignConfig":
+        return cls(embed_dim=p.clip_embed_dim, latent_dim=p.clip_embed_dim, d_model=p.align_d_model,
+                   heads=p.align_heads, encoder_layers=p.align_layers, decoder_layers=p.align_layers,
+                   ff=2 * p.align_d_model, epochs=p.align_epochs)
 
 
 class Aligner(nn.Module):
@@ -144,24 +151,27 @@ def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, devi
     return model.cpu(), {"history": hist, "seconds": time.perf_counter() - t0}
 
 
-def save(model: Aligner, folder: Path, profile: str, name: str = "align") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / f"{name}.safetensors"))
-    (folder / f"{name}.json").write_text(json.dumps({"profile": profile, "config": asdict(model.cfg)}, indent=1))
+REBUILD = "make book ONLY=04"
+
+
+def provenance(dataset, embeddings, stage1) -> dict[str, str]:
+    """What an aligner is trained on: the dataset, the embedding cache and the VAE (their checksums)."""
+    return {"dataset": dataset.fingerprint, "embeddings": embeddings.manifest["sha256"],
+            "vae": stage1.weights_sha256}
+
+
+def save(model: Aligner, p: Profile, inputs: dict[str, str], name: str = "align") -> Path:
+    """Save an aligner with :func:`provenance` of what it was trained on, atomically."""
+    folder = paths.stage_dir(p.name, "models")
+    artifacts.save_part(folder, name, model.state_dict(), profile=p.name, config=asdict(model.cfg), inputs=inputs)
     return folder
 
 
-def load(folder: Path, profile: str, name: str = "align") -> Aligner:
-    from .vae import ArtifactError
-
-    meta_path, weights = folder / f"{name}.json", folder / f"{name}.safetensors"
-    if not meta_path.exists() or not weights.exists():
-        raise ArtifactError(f"no trained alignment model in {folder}; train it with notebooks/04_alignment "
-                            "(make book ONLY=04)")
-    meta = json.loads(meta_path.read_text())
-    if meta["profile"] != profile:
-        raise ArtifactError(f"{meta_path} was trained for profile {meta['profile']!r}, not {profile!r}; "
-                            f"use --profile {meta['profile']} or rerun notebooks/04_alignment for {profile!r}")
-    model = Aligner(AlignConfig(**meta["config"]))
-    model.load_state_dict(load_file(str(weights)))
+def load(p: Profile, inputs: dict[str, str], name: str = "align") -> Aligner:
+    """Load an aligner; refused (with the command that rebuilds it) when it is missing or was trained on
+    other inputs than ``inputs`` (see :func:`provenance`)."""
+    state, record = artifacts.load_part(paths.stage_dir(p.name, "models"), name, profile=p.name, inputs=inputs,
+                                        what="alignment model (notebooks/04_alignment)", rebuild=REBUILD)
+    model = Aligner(AlignConfig(**record["config"]))
+    model.load_state_dict(state)
     return model.eval()

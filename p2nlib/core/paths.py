@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def figures_dir() -> Path:
@@ -33,21 +33,8 @@ def claims_dir() -> Path:
     return path
 
 
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file (checksums in manifests)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_json_atomic(path: Path, data, indent: int = 1) -> None:
-    """Write JSON to a temporary file, then rename: a crash never leaves a half-written file."""
-    import json
-
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=indent) + "\n")
-    os.replace(tmp, path)
+def stage_dir(profile: str, stage: str) -> Path:
+    """Folder of one stage's trained parts and caches: ``artifacts/<profile>/<stage>``."""
+    path = artifacts_dir(profile) / stage
+    path.mkdir(parents=True, exist_ok=True)
+    return path

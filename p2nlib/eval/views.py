@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import cameras, fit, metrics, nerf, optimize
-from .profiles import Profile
+from p2nlib.baselines import optimize
+from p2nlib.core.profiles import Profile
+from p2nlib.data import cameras, fit, nerf
+from p2nlib.eval import metrics
 
 PROMPT_AZIMUTH, PROMPT_ELEVATION = 30.0, 25.0
 
@@ -96,7 +98,8 @@ OOD_START = 20_000   # object indices never used by the NeRF dataset (0..), CLIP
 
 def ood_objects(categories, start: int = OOD_START) -> list:
     """One new object per out-of-distribution category, seen by no model of the book."""
-    from . import clip, world
+    from p2nlib import clip
+    from p2nlib.data import world
 
     bad = [c for c in categories if c in world.IN_DISTRIBUTION]
     if bad:
@@ -108,7 +111,7 @@ def ood_objects(categories, start: int = OOD_START) -> list:
 def nearest_train_scenes(cache: torch.Tensor, emb: torch.Tensor, train_idx: list[int]) -> tuple[list[int], list[float]]:
     """Semantically nearest *training* scene (dataset index) of each embedding (M, D), by cosine to
     the scenes' mean image embedding, as the paper does for text and out-of-distribution prompts."""
-    from . import clip
+    from p2nlib import clip
 
     j, score = clip.nearest_scene(emb, cache[train_idx])
     return [train_idx[int(i)] for i in j], [float(s) for s in score]

@@ -16,7 +16,6 @@ half-written file under a final name; the next run fits only the missing chunks.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -24,25 +23,24 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from . import fit as fitting
-from . import nerf, paths, world
-from .profiles import Profile
+from p2nlib.core import paths
+from p2nlib.core.artifacts import save_tensors, sha256
+from p2nlib.core.artifacts import write_json_atomic as _atomic_json
+from p2nlib.core.errors import StoreError
+from p2nlib.core.profiles import Profile
+from p2nlib.data import nerf, world
+from p2nlib.data import fit as fitting
 
 MANIFEST_VERSION = 1
 TEST_FRACTION = 0.1
-
-
-class StoreError(RuntimeError):
-    """The dataset on disk is missing, incomplete or inconsistent; the message says how to fix it."""
 
 
 def dataset_dir(profile: Profile, root: Path | None = None) -> Path:
     return (root or paths.artifacts_dir(profile.name)) / "dataset"
 
 
-sha256, _atomic_json = paths.sha256, paths.write_json_atomic
 
 
 def dataset_objects(profile: Profile, seed: int = 0) -> list[world.WorldObject]:
@@ -100,12 +98,9 @@ def fit_dataset(profile: Profile, out: Path | None = None, shard: int = 0, num_s
             print(f"[{chunk.stem}] fitting {len(objs)} NeRFs ({k + 1}/{len(todo)} of shard {shard}/{num_shards})",
                   flush=True)
         res = fitting.fit(objs, spec, cfg, init="shared", seed=seed + chunk.first, device=device, progress=progress)
-        tmp = chunks_dir / f"{chunk.stem}.safetensors.tmp"
-        save_file({k2: v.contiguous() for k2, v in res.params.items()}, str(tmp))
+        sha = save_tensors(chunks_dir / f"{chunk.stem}.safetensors", res.params)
         meta = {"objects": [o.object_id for o in objs], "psnr_heldout": res.psnr_heldout.tolist(),
-                "history": res.history, "seconds": res.seconds,
-                "sha256": sha256(tmp)}
-        os.replace(tmp, chunks_dir / f"{chunk.stem}.safetensors")
+                "history": res.history, "seconds": res.seconds, "sha256": sha}
         _atomic_json(chunks_dir / f"{chunk.stem}.json", meta)   # written last: marks the chunk complete
     return out
 
@@ -135,9 +130,7 @@ def merge(profile: Profile, out: Path | None = None, seed: int = 0) -> Path:
         histories.append(meta["history"])
         seconds += meta["seconds"]
     params = {k: torch.cat(v).contiguous() for k, v in tensors.items()}
-    tmp = out / "params.safetensors.tmp"
-    save_file(params, str(tmp))
-    os.replace(tmp, out / "params.safetensors")
+    params_sha = save_tensors(out / "params.safetensors", params)
     split = split_for(objects, seed)
     manifest = {
         "version": MANIFEST_VERSION,
@@ -151,7 +144,7 @@ def merge(profile: Profile, out: Path | None = None, seed: int = 0) -> Path:
                      "attributes": o.attributes, "captions": list(o.captions), "split": split[o.object_id],
                      "psnr_heldout": p} for o, p in zip(objects, psnrs)],
         "histories": histories,
-        "checksums": {"params.safetensors": sha256(out / "params.safetensors")},
+        "checksums": {"params.safetensors": params_sha},
     }
     _atomic_json(out / "manifest.json", manifest)
     return out
@@ -179,6 +172,11 @@ class Dataset:
     def spec(self) -> nerf.NerfSpec:
         return nerf.NerfSpec(**self.manifest["config"]["nerf"])
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the stored parameters: what trained parts record as their dataset."""
+        return self.manifest["checksums"]["params.safetensors"]
+
     def indices(self, split: str | None = None, category: str | None = None) -> list[int]:
         return [i for i, o in enumerate(self.objects)
                 if (split is None or o["split"] == split) and (category is None or o["category"] == category)]
@@ -194,7 +192,7 @@ class Dataset:
 
 def load(profile: Profile | str, folder: Path | None = None) -> Dataset:
     """Load and verify the dataset of a profile (checksums, object count, parameter shapes)."""
-    from .profiles import get_profile
+    from p2nlib.core.profiles import get_profile
 
     profile = get_profile(profile) if isinstance(profile, str) else profile
     folder = folder or dataset_dir(profile)
@@ -234,11 +232,11 @@ def build(profile: Profile, device: torch.device | str = "cpu", seed: int = 0, p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m p2nlib.store fit --shard i --num-shards n`` / ``merge``: shard fitting across processes."""
+    """``python -m p2nlib.data.store fit --shard i --num-shards n`` / ``merge``: shard fitting across processes."""
     import argparse
 
-    from .notebook import resolve_device
-    from .profiles import get_profile
+    from p2nlib.core.device import resolve_device
+    from p2nlib.core.profiles import get_profile
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("command", choices=["fit", "merge"])

@@ -61,6 +61,12 @@ class Profile:
     opt_check_views: int           # fixed views rendered each epoch for the test
     opt_seeds: int                 # seeds per prompt and initialisation
     eval_views: int                # views per object for CLIP similarity / Fréchet distance
+    # sizes of the evaluations and studies that the notebooks show
+    align_heads: int               # attention heads of the alignment Transformer
+    ood_seeds: int                 # seeds per out-of-distribution prompt and initialisation (06)
+    opt_eps_sensitivity: tuple     # other ε values the convergence test is re-run with (05)
+    eval_train_cap: int            # training scenes evaluated in render-level tables (03, 04)
+    gallery_per_category: int      # test scenes per category in the Figure 2 gallery (05)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,6 +83,7 @@ PROFILES: dict[str, Profile] = {
         vae_hidden=64, vae_epochs=5, vae_beta=1e-3, align_d_model=32, align_layers=1, align_epochs=5,
         opt_size=12, opt_samples=12, opt_views=1, opt_lr=3e-3, opt_epoch_iters=5, opt_eps=1e-4, opt_k=2,
         opt_max_epochs=4, opt_check_views=2, opt_seeds=2, eval_views=4,
+        align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
     ),
     "small": Profile(
         name="small", description="default main job: all figures meaningful on a 2-core CPU",
@@ -88,6 +95,7 @@ PROFILES: dict[str, Profile] = {
         vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,
         opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
         opt_max_epochs=24, opt_check_views=4, opt_seeds=2, eval_views=8,
+        align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
     ),
     "paper": Profile(
         name="paper", description="the paper's scale (100 views, 15k iterations) on one GPU",
@@ -99,6 +107,7 @@ PROFILES: dict[str, Profile] = {
         vae_hidden=1024, vae_epochs=2000, vae_beta=1e-3, align_d_model=512, align_layers=4, align_epochs=2000,
         opt_size=64, opt_samples=64, opt_views=4, opt_lr=1e-3, opt_epoch_iters=100, opt_eps=1e-4, opt_k=3,
         opt_max_epochs=400, opt_check_views=8, opt_seeds=5, eval_views=16,
+        align_heads=4, ood_seeds=5, opt_eps_sensitivity=(3e-5, 3e-4), eval_train_cap=64, gallery_per_category=5,
     ),
 }
 
@@ -110,7 +119,9 @@ def get_profile(name: str | None = None) -> Profile:
     """
     name = name or os.environ.get("P2N_PROFILE", "small")
     if name not in PROFILES:
-        raise ValueError(
+        from p2nlib.core.errors import InputError
+
+        raise InputError(
             f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} "
             "(e.g. `make book PROFILE=small` or `-p profile small` with papermill)"
         )
@@ -123,3 +134,8 @@ def profile_table() -> list[dict]:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(Profile))
+
+
+def as_profile(profile: "Profile | str | None") -> Profile:
+    """A :class:`Profile` from a profile or its name (``None``: the default of :func:`get_profile`)."""
+    return profile if isinstance(profile, Profile) else get_profile(profile)

@@ -1,30 +1,14 @@
-"""Glue for stages 1 and 2: configs from a profile, where trained parts live, and the render-level
-evaluations the notebooks show (reconstruction tables, render pairs, latent interpolation)."""
+"""Render-level evaluation of stages 1 and 2 (03, 04): reconstruction tables, render pairs, latent
+interpolation, generation from views, rotation invariance."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 import torch
 
-from . import align, fit, paths, vae
-from .profiles import Profile
-
-
-def models_dir(profile: Profile) -> Path:
-    path = paths.artifacts_dir(profile.name) / "models"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def vae_config(p: Profile) -> vae.VaeConfig:
-    return vae.VaeConfig(latent_dim=p.clip_embed_dim, hidden=p.vae_hidden, beta=p.vae_beta, epochs=p.vae_epochs)
-
-
-def align_config(p: Profile) -> align.AlignConfig:
-    return align.AlignConfig(embed_dim=p.clip_embed_dim, latent_dim=p.clip_embed_dim, d_model=p.align_d_model,
-                             heads=4, encoder_layers=p.align_layers, decoder_layers=p.align_layers,
-                             ff=2 * p.align_d_model, epochs=p.align_epochs)
+from p2nlib.core.profiles import Profile
+from p2nlib.data import fit
+from p2nlib.generate import vae
 
 
 def _poses(p: Profile) -> torch.Tensor:
@@ -47,10 +31,11 @@ def render_psnrs(params, ds, p: Profile, idx: list[int]) -> dict[str, float]:
             "original NeRF vs ground truth (dB)": fit.psnr(orig, gt, dims).mean().item()}
 
 
-def vae_reconstruction_table(model, ds, p: Profile, splits: dict[str, list[int]], max_objects: int = 64) -> pd.DataFrame:
+def vae_reconstruction_table(model, ds, p: Profile, splits: dict[str, list[int]]) -> pd.DataFrame:
+    """Parameter MSE and render PSNRs of VAE reconstructions per split (at most `p.eval_train_cap` scenes each)."""
     rows = {}
     for name, idx in splits.items():
-        idx = idx[:max_objects]
+        idx = idx[:p.eval_train_cap]
         params = ds.select(idx)
         rec = vae.reconstruct(model, params)
         rows[name] = {"objects": len(idx), "parameter MSE (normalised)": vae.param_mse(model, params),

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg") if matplotlib.get_backend().lower() in ("", "agg") else None
 import matplotlib.pyplot as plt  # noqa: E402
 
-from . import paths  # noqa: E402
+from p2nlib.core import paths  # noqa: E402
 
 
 def set_style() -> None:

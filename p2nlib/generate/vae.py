@@ -9,18 +9,19 @@ sampled. Tensors are normalised element-wise with the training set's mean and st
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from . import nerf
+from p2nlib.core import artifacts, paths
+from p2nlib.core.profiles import Profile
+from p2nlib.data import nerf
+from p2nlib.data.store import Dataset
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class VaeConfig:
     epochs: int = 400
     batch: int = 32
     std_floor: float = 0.05   # of the tensor's median element std: keeps near-constant elements stable
+
+    @classmethod
+    def from_profile(cls, p: Profile) -> "VaeConfig":
+        return cls(latent_dim=p.clip_embed_dim, hidden=p.vae_hidden, beta=p.vae_beta, epochs=p.vae_epochs)
 
 
 class TokenVAE(nn.Module):
@@ -61,6 +66,7 @@ class ParamVAE(nn.Module):
     def __init__(self, spec: nerf.NerfSpec, cfg: VaeConfig):
         super().__init__()
         self.spec, self.cfg = spec, cfg
+        self.weights_sha256: str | None = None   # set when saved or loaded (aligners record it)
         shapes = spec.shapes()
         self.names = list(nerf.PARAM_NAMES)
         self.vaes = nn.ModuleList([TokenVAE(math.prod(shapes[k]), cfg.hidden, cfg.latent_dim) for k in self.names])
@@ -153,26 +159,27 @@ def reconstruct(model: ParamVAE, params) -> dict[str, torch.Tensor]:
     return model.decode(mu)
 
 
-def save(model: ParamVAE, folder: Path, profile: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "vae.safetensors"))
-    (folder / "vae.json").write_text(json.dumps({"profile": profile, "spec": model.spec.to_dict(),
-                                                 "config": asdict(model.cfg)}, indent=1))
+REBUILD = "make book ONLY=03"
+
+
+def save(model: ParamVAE, p: Profile, dataset: Dataset, name: str = "vae") -> Path:
+    """Save the VAE with what it was trained on (the dataset's checksum), atomically."""
+    folder = paths.stage_dir(p.name, "models")
+    record = artifacts.save_part(folder, name, model.state_dict(), profile=p.name,
+                                 config={"spec": model.spec.to_dict(), "vae": asdict(model.cfg)},
+                                 inputs={"dataset": dataset.fingerprint})
+    model.weights_sha256 = record["weights_sha256"]
     return folder
 
 
-class ArtifactError(RuntimeError):
-    """A trained part is missing or belongs to another profile; the message names what makes it."""
-
-
-def load(folder: Path, profile: str) -> ParamVAE:
-    meta_path, weights = folder / "vae.json", folder / "vae.safetensors"
-    if not meta_path.exists() or not weights.exists():
-        raise ArtifactError(f"no trained VAE in {folder}; train it with notebooks/03_vae (make book ONLY=03)")
-    meta = json.loads(meta_path.read_text())
-    if meta["profile"] != profile:
-        raise ArtifactError(f"{meta_path} was trained for profile {meta['profile']!r}, not {profile!r}; "
-                            f"use --profile {meta['profile']} or rerun notebooks/03_vae for {profile!r}")
-    model = ParamVAE(nerf.NerfSpec(**meta["spec"]), VaeConfig(**meta["config"]))
-    model.load_state_dict(load_file(str(weights)))
+def load(p: Profile, dataset: Dataset, name: str = "vae") -> ParamVAE:
+    """Load the profile's VAE; refused (with the command that rebuilds it) when it is missing or was
+    trained on another dataset than ``dataset``."""
+    state, record = artifacts.load_part(paths.stage_dir(p.name, "models"), name, profile=p.name,
+                                        inputs={"dataset": dataset.fingerprint}, what="VAE (notebooks/03_vae)",
+                                        rebuild=REBUILD)
+    cfg = record["config"]
+    model = ParamVAE(nerf.NerfSpec(**cfg["spec"]), VaeConfig(**cfg["vae"]))
+    model.load_state_dict(state)
+    model.weights_sha256 = record["weights_sha256"]
     return model.eval()

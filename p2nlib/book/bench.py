@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from . import fit, nerf, store
-from .notebook import resolve_device
-from .profiles import get_profile
+from p2nlib.core.device import resolve_device
+from p2nlib.core.profiles import get_profile
+from p2nlib.data import fit, nerf, store
 
 
 def bench_fitting(profile: str = "small", objects: int = 16, steps: int | None = None,
@@ -48,7 +48,7 @@ def bench_fitting(profile: str = "small", objects: int = 16, steps: int | None =
 def bench_pipeline(profile: str = "small", device: str = "auto", repeats: int = 20) -> dict:
     import statistics
 
-    from .pipeline import Prompt2NeRF
+    from p2nlib.generate.pipeline import Prompt2NeRF
 
     pipe = Prompt2NeRF.load(profile, device)
     img = torch.rand(pipe.profile.clip_image_size, pipe.profile.clip_image_size, 3)
