@@ -1,6 +1,7 @@
 # One entry point. Targets build their own virtual environment when it is missing.
 #   make book   run every notebook (PROFILE=small, DEVICE=auto), write figures/ and claims, build the book
 #   make test   unit tests, notebooks on the tiny profile (nbval), book build + browser check
+#               (installs Debian's chromium for the browser check when it is missing: make browser)
 #   make bench  benchmarks that print their figures
 PROFILE ?= small
 DEVICE  ?= auto
@@ -11,7 +12,7 @@ PY      := $(VENV)/bin/python
 SCRATCH := .scratch
 export HF_HUB_OFFLINE := 1
 
-.PHONY: book notebooks book-html test test-unit bench venv clean
+.PHONY: book notebooks book-html test test-unit bench venv browser clean
 
 venv: $(VENV)/.installed
 
@@ -33,8 +34,28 @@ book-html: venv
 book: notebooks book-html
 	@echo "open book/_build/html/index.html"
 
+# The browser check opens every built page in Debian's headless chromium (through Playwright, which
+# needs no chromium-driver). Installed here when missing: as root directly, otherwise the exact
+# command is printed and make stops.
+CHROMIUM_INSTALL := apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+browser:
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+	  echo "make: chromium (Debian package) is needed for the browser check of the book and is not installed." >&2; \
+	  echo "      Install it, then run make test again:  sudo sh -c '$(CHROMIUM_INSTALL)'" >&2; \
+	  exit 1; \
+	fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: chromium is needed for the browser check and this system has no apt-get; install chromium" \
+	       "so that 'chromium' is on PATH, then run make test again." >&2; \
+	  exit 1; \
+	fi; \
+	echo "installing Debian's chromium for the browser check (about a minute): $(CHROMIUM_INSTALL)"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	command -v chromium >/dev/null 2>&1 || { echo "make: chromium is still not on PATH after apt-get install" >&2; exit 1; }
+
 # Tests never touch figures/ or the committed notebooks: outputs go to $(SCRATCH).
-test: venv
+test: venv browser
 	rm -rf $(SCRATCH) && mkdir -p $(SCRATCH)
 	P2N_PROFILE=tiny P2N_DEVICE=cpu P2N_FIGURES=$(CURDIR)/$(SCRATCH)/figures \
 	P2N_ARTIFACTS=$(CURDIR)/$(SCRATCH)/artifacts P2N_NOTEBOOK=nbval \
@@ -48,4 +69,4 @@ bench: venv
 	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736 $(PY) -m p2nlib.book.bench --profile $(PROFILE)
 
 clean:
-	rm -rf $(SCRATCH) book/_build book/chapters book/figures book/claims.md
+	rm -rf $(SCRATCH) book/_build book/chapters book/figures book/claims.md book/running.md book/_static/plotly.min.js

@@ -14,4 +14,9 @@ One package per stage of the paper's pipeline, in the order data flows:
 * ``book``      the book around it: claims ledger, notebook setup, plots, runner, book build, benchmarks
 """
 
+import warnings
+
 __version__ = "0.1.0"
+
+# tqdm.auto warns once per process when ipywidgets is missing; its text bars work all the same
+warnings.filterwarnings("ignore", message="IProgress not found")

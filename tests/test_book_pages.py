@@ -1,4 +1,5 @@
-"""The generated book pages: claims discussion, running page with recorded wall times, coverage table."""
+"""The generated book pages: the claims page (per-section tables, details, discussion), running page with
+recorded wall times, coverage table."""
 import json
 import re
 
@@ -27,6 +28,44 @@ def test_discussion_is_shown_for_failed_claims_only(tmp_path):
     assert "Why it fails here." in page and "Never shown." not in page
     assert 'data-count="2"' in page
     assert book.discussion(tmp_path / "missing.md") == {}
+
+
+def test_claims_page_is_one_compact_table_per_paper_section(tmp_path):
+    rows = [_row("ood.speedup", False), {**_row("ood.extra", None), "section": "§4.6 (our complementary measure)"},
+            {**_row("id.sim", True), "section": "§4.5, Table 1", "unit": "", "value": 0.5},
+            {**_row("rot.x", None), "section": "supp. I"}, {**_row("clip.y", None), "section": "supp. II"},
+            {**_row("data.z", True), "section": "§3.1", "paper": "a | b", "note": "x_y *z*"}]
+    page = book.claims_page(_claims_file(tmp_path, rows), tmp_path / "none.md")
+    headings = re.findall(r"^## (.+)$", page, flags=re.M)
+    assert headings == ["§3.1", "§4.5", "§4.6", "supp. I", "supp. II", "Details of every claim"]
+    tables = re.findall(r":::\{table\}\n:class: p2n-claims\n\n(.*?)\n:::", page, flags=re.S)
+    assert len(tables) == 5
+    assert all(t.splitlines()[0] == "| claim | paper | ours | verdict |" for t in tables)
+    body = [line for t in tables for line in t.splitlines()[2:]]
+    assert len(body) == len(rows)
+    assert all(len(re.split(r"(?<!\\)\|", line)) == 6 for line in body)      # 4 cells per row, "|" escaped
+    [speedup] = [line for line in body if "#claim-ood-speedup)" in line]
+    assert "| 3–5× | 1.2 × |" in speedup and 'p2n-verdict-fails">does not hold</span>' in speedup
+    assert "| 0.5 |" in next(line for line in body if "#claim-id-sim)" in line)
+    assert sum("p2n-verdict-unjudged" in line for line in body) == 3
+    # each claim's details sit under the anchor its row links to: note, run (profile, commit), back link
+    details = page.split("## Details of every claim", 1)[1]
+    for c in rows:
+        anchor = claims.claim_anchor(c["id"])
+        assert f"](#{anchor})" in page and f":name: {anchor}" in details
+    assert "profile small, device cpu" in details and "commit `abc`" in details
+    assert r"x\_y \*z\*" in details and "[back to §4.6](#claims-4-6)" in details
+    assert "(claims-4-6)=\n## §4.6" in page
+
+
+def test_section_group_and_order():
+    assert claims.section_group("§4.6, Tables 3, 5, 6") == "§4.6"
+    assert claims.section_group("§4.6 (our complementary measure)") == "§4.6"
+    assert claims.section_group("supp. II") == "supp. II"
+    data = {"claims": [{"id": f"a.{i}", "section": s} for i, s in
+                       enumerate(["supp. IV", "§10.1", "§4.5", "supp. II", "misc", "§4.10", "supp. IX"])]}
+    assert [g for g, _ in claims.group_claims(data)] == ["§4.5", "§4.10", "§10.1", "supp. II", "supp. IV",
+                                                         "supp. IX", "misc"]
 
 
 def test_running_page_reads_wall_times_from_notebooks(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from p2nlib import clip
-from p2nlib.baselines import optimize
+from p2nlib.baselines import guidance, optimize
 from p2nlib.core.profiles import get_profile
 from p2nlib.data import nerf
 from p2nlib.eval import metrics
@@ -80,7 +80,7 @@ def test_optimizer_runs_are_independent_seeded_and_stop(encoder):
     # runs 0 and 1 share init and seed, run 2 has another seed; eps is huge so all stop after k epochs
     init = optimize.template_init(spec, 3)
     targets = encoder.encode_text(["a chair", "a chair", "a chair"])
-    res = optimize.optimize(init, optimize.TextGuidance(encoder, targets), spec, cfg, seeds=[5, 5, 6],
+    res = optimize.optimize(init, guidance.TextGuidance(encoder, targets), spec, cfg, seeds=[5, 5, 6],
                             targets=targets, encoder=encoder, progress=False)
     assert res.iterations == [4, 4, 4]
     assert len(res.similarity[0]) == 3 and res.snapshots.shape == (3, 3, 8, 8, 3)
@@ -97,7 +97,7 @@ def test_optimizer_drops_converged_runs_and_reports_the_rest(encoder):
                                max_epochs=3, check_views=2, check_size=8)
     ref = torch.rand(2, 8, 8, 3)
     from p2nlib.data import cameras
-    guid = optimize.ImageGuidance(encoder, ref, cameras.orbit([0.0, 90.0], [20.0, 20.0]))
+    guid = guidance.ImageGuidance(encoder, ref, cameras.orbit([0.0, 90.0], [20.0, 20.0]))
     init = optimize.stack_inits(optimize.template_init(spec, 1), nerf.init_params(spec, 1, "random", seed=3))
     res = optimize.optimize(init, guid, spec, cfg, seeds=[0, 1], targets=guid.targets, encoder=encoder,
                             progress=False)

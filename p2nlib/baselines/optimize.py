@@ -2,14 +2,9 @@
 
 The paper's baselines are DreamFusion (text) and Zero-1-to-3 (image), run through Stable-Dreamfusion
 with the paper's own NeRF architecture. Neither diffusion model can be had offline, so guidance here
-is CLIP, in the spirit of Dream Fields:
+comes from stand-ins (:mod:`p2nlib.baselines.guidance`).
 
-* :class:`TextGuidance` — ``1 - cos(CLIP(render), CLIP(text))`` at random views, plus Dream Fields'
-  transmittance regulariser (mean opacity above a target is penalised, so the scene stays sparse).
-* :class:`ImageGuidance` — a photometric loss on the reference view plus
-  ``1 - cos(CLIP(render), CLIP(reference image))`` at random novel views.
-
-Both are *pluggable*: :func:`optimize` takes any object with a ``loss(render, idx)`` method, and any
+Guidances are *pluggable*: :func:`optimize` takes any object with a ``loss(render, idx)`` method, and any
 initialisation (a stacked parameter dict: the shared template, a fitted NeRF, a generated NeRF).
 
 Many runs (prompt × initialisation × seed) are optimised as one batched NeRF (one Adam step for all;
@@ -22,8 +17,7 @@ random views from its own seed, and is stopped by its own convergence test: ever
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -32,6 +26,7 @@ from tqdm import tqdm
 
 from p2nlib.core.profiles import Profile
 from p2nlib.data import cameras, nerf, render
+from p2nlib.baselines.guidance import frozen
 from p2nlib.eval import metrics
 
 
@@ -81,82 +76,6 @@ def converged_epoch(changes, eps: float, k: int) -> int | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# guidance
-# ----------------------------------------------------------------------------------------------
-
-def clip_embed(encoder, images: torch.Tensor) -> torch.Tensor:
-    """Differentiable, L2-normalised CLIP image embeddings of float images (N, H, W, 3) in [0, 1]."""
-    x = images.permute(0, 3, 1, 2)
-    if x.shape[-1] != encoder.image_size:
-        x = F.interpolate(x, size=(encoder.image_size,) * 2, mode="bilinear", align_corners=False)
-    mean = torch.tensor(encoder.mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(encoder.std, device=x.device).view(1, 3, 1, 1)
-    return encoder.model.encode_image((x - mean) / std, normalize=True).float()
-
-
-def clip_loss(encoder, rgb: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean ``1 - cos`` between renders (b, n, H, W, 3) and one unit target embedding per run (b, D)."""
-    b, n = rgb.shape[:2]
-    emb = clip_embed(encoder, rgb.reshape(b * n, *rgb.shape[2:])).reshape(b, n, -1)
-    return (1 - (emb * targets.to(emb.device)[:, None]).sum(-1)).mean(1)
-
-
-@contextmanager
-def frozen(model):
-    """Evaluation mode and no parameter gradients while guiding (restored afterwards)."""
-    flags = [p.requires_grad for p in model.parameters()]
-    was_training = model.training
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, f in zip(model.parameters(), flags):
-            p.requires_grad_(f)
-        model.train(was_training)
-
-
-class TextGuidance:
-    """CLIP text guidance with a transmittance regulariser (Dream Fields); stands in for DreamFusion."""
-
-    name = "CLIP text guidance + transmittance (stands in for DreamFusion)"
-
-    def __init__(self, encoder, targets: torch.Tensor, max_opacity: float = 0.3, reg_weight: float = 0.5):
-        self.encoder, self.targets = encoder, F.normalize(targets.float(), dim=-1)
-        self.max_opacity, self.reg_weight = max_opacity, reg_weight
-
-    def loss(self, render_fn, c2w: torch.Tensor, size: int, idx: torch.Tensor) -> torch.Tensor:
-        rgb, opacity = render_fn(c2w, size)                                     # (b, n, H, W, 3)
-        reg = F.relu(opacity.mean((1, 2, 3)) - self.max_opacity)
-        return clip_loss(self.encoder, rgb, self.targets[idx]) + self.reg_weight * reg
-
-
-class ImageGuidance:
-    """Reference-view photometric loss + CLIP image guidance at novel views; stands in for Zero-1-to-3."""
-
-    name = "reference-view photometric + CLIP image guidance (stands in for Zero-1-to-3)"
-
-    def __init__(self, encoder, reference: torch.Tensor, reference_pose: torch.Tensor, clip_weight: float = 0.5):
-        """``reference`` (R, H, W, 3) images at poses ``reference_pose`` (R, 4, 4), one per run."""
-        if reference.shape[0] != reference_pose.shape[0]:
-            raise ValueError("one reference pose per reference image")
-        self.encoder, self.reference, self.pose = encoder, reference.float(), reference_pose.float()
-        self.targets = encoder.encode_images(reference)        # unit-norm (encode_images normalises)
-        self.clip_weight = clip_weight
-
-    def loss(self, render_fn, c2w: torch.Tensor, size: int, idx: torch.Tensor) -> torch.Tensor:
-        ref = self.reference[idx]
-        if ref.shape[1] != size:
-            ref = F.interpolate(ref.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
-                                antialias=True, align_corners=False).permute(0, 2, 3, 1)
-        poses = torch.cat([self.pose[idx][:, None], c2w], 1)                  # reference view first
-        rgb, _ = render_fn(poses, size)
-        photo = (rgb[:, 0] - ref.to(rgb.device)).pow(2).mean((1, 2, 3))
-        return photo + self.clip_weight * clip_loss(self.encoder, rgb[:, 1:], self.targets[idx])
-
-
-# ----------------------------------------------------------------------------------------------
 # the optimiser
 # ----------------------------------------------------------------------------------------------
 
@@ -200,6 +119,24 @@ class OptimResult:
             if s >= level:
                 return e * self.config.epoch_iters
         return None
+
+    def to_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """(tensors, JSON-able data) holding the whole result exactly (see :meth:`from_tensors`)."""
+        tensors = {f"params.{k}": v for k, v in self.params.items()}
+        tensors.update({f"final.{k}": v for k, v in (self.final_params or {}).items()})
+        tensors["snapshots"] = self.snapshots
+        data = {"iterations": self.iterations, "changes": self.changes, "similarity": self.similarity,
+                "seconds": self.seconds, "config": asdict(self.config)}
+        return tensors, data
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], data: dict) -> "OptimResult":
+        cfg = dict(data["config"])
+        cfg["elevation"] = tuple(cfg["elevation"])
+        params = {k[len("params."):]: v for k, v in tensors.items() if k.startswith("params.")}
+        final = {k[len("final."):]: v for k, v in tensors.items() if k.startswith("final.")} or None
+        return cls(params, list(data["iterations"]), data["changes"], data["similarity"], tensors["snapshots"],
+                   list(data["seconds"]), OptimConfig(**cfg), final)
 
     def seconds_to(self, run: int, iteration: int | None) -> float:
         """Wall time attributed to ``run`` up to ``iteration`` (its per-epoch share times epochs)."""

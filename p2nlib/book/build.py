@@ -3,7 +3,9 @@
 :func:`prepare` copies the executed notebooks into ``book/chapters/``, the figures into
 ``book/figures/``, writes ``book/claims.md`` from ``figures/claims.json`` (with the discussion of
 each claim that does not hold, from ``book/claims_discussion.md``) and ``book/running.md`` with the
-wall times recorded in the executed notebooks; those are generated (ignored by git). :func:`build` runs ``jupyter-book build`` without executing anything.
+wall times recorded in the executed notebooks, and copies plotly.js from the installed ``plotly``
+package into ``book/_static/`` (for the interactive 3D figures, offline); those are generated
+(ignored by git). :func:`build` runs ``jupyter-book build`` without executing anything.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from p2nlib.book import claims
 from p2nlib.core import paths
 
 BOOK = paths.ROOT / "book"
+PLOTLYJS = "plotly.min.js"            # book/_static/<this>, copied from the plotly package by prepare()
 
 
 def discussion(path: Path) -> dict[str, str]:
@@ -30,29 +33,31 @@ def discussion(path: Path) -> dict[str, str]:
 
 
 def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
-    """The book's claims page: one table of every claim, then the discussion of those that fail."""
+    """The book's claims page: per paper section a compact table (claim, paper, ours, verdict), then
+    per claim its details (bar, note, the run that measured it, and the discussion of a claim that
+    does not hold), each one click away from its row."""
     data = claims.load(claims_file)
     n = len(data["claims"])
     held = sum(c["holds"] is True for c in data["claims"])
     failed = [c for c in data["claims"] if c["holds"] is False]
+    notes = discussion(discussion_file or BOOK / "claims_discussion.md")
+    fails = ", ".join(f"[{claims.md_text(c['id'])}](#{claims.claim_anchor(c['id'])})"
+                      for _, rows in claims.group_claims({"claims": failed}) for c in rows)
     lines = [
         "# Claims ledger\n",
         f"Every number below was measured by the notebooks of this book and merged into "
-        f"`figures/claims.json` ({n} claims; {held} hold, {len(failed)} do not hold, "
-        f"{n - held - len(failed)} are not judged against a paper value). "
-        "*paper* is the paper's value, *ours* the measured one; *profile*, *device* and *commit* "
-        "say which run produced it.\n",
+        f"`figures/claims.json`: {n} claims; {held} hold, {len(failed)} do not hold, "
+        f"{n - held - len(failed)} are not judged against a paper value. "
+        "*paper* is the paper's value, *ours* the measured one. Click a claim for its note, the bar it "
+        "is judged against, the run that measured it (notebook, profile, device, commit) and, when it "
+        "does not hold, the discussion.\n",
         f'<div id="claims-count" data-count="{n}"></div>\n',
-        claims.render_markdown(data),
     ]
     if failed:
-        lines.append("\n## Claims that do not hold\n")
-        notes = discussion(discussion_file or BOOK / "claims_discussion.md")
-        for c in failed:
-            lines.append(f"### {c['id']}\n\n*{c['section']}*: paper {claims.fmt(c['paper'])}, "
-                         f"ours {claims.fmt(c['value'])} {c['unit']}. {c['note']}\n")
-            if c["id"] in notes:
-                lines.append(notes[c["id"]] + "\n")
+        lines.append(f"Claims that do not hold: {fails}.\n")
+    lines += [claims.render_section_tables(data),
+              "## Details of every claim\n",
+              claims.render_claim_details(data, notes)]
     return "\n".join(lines) + "\n"
 
 
@@ -121,6 +126,29 @@ def prepare(notebooks_dir: Path | None = None, figures_dir: Path | None = None, 
     shutil.copytree(figures_dir, book_dir / "figures", ignore=shutil.ignore_patterns(".claims"))
     (book_dir / "claims.md").write_text(claims_page(figures_dir / "claims.json", book_dir / "claims_discussion.md"))
     (book_dir / "running.md").write_text(running_page(notebooks_dir))
+    copy_plotlyjs(book_dir)
+
+
+def plotlyjs_source() -> Path:
+    """plotly.js as shipped inside the installed ``plotly`` package (the version its figures are made for)."""
+    try:
+        import plotly
+    except ImportError:
+        raise SystemExit("the book needs the `plotly` package (its plotly.js draws the 3D figures): "
+                         f"{sys.executable} -m pip install plotly") from None
+    src = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not src.exists():
+        raise SystemExit(f"{src} is missing from the installed plotly package; reinstall plotly")
+    return src
+
+
+def copy_plotlyjs(book_dir: Path = BOOK) -> Path:
+    """Put plotly.js into the book's static files (loaded by every page, see _config.yml), so that
+    interactive figures work offline without a CDN. Generated, ignored by git."""
+    dest = book_dir / "_static" / PLOTLYJS
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(plotlyjs_source(), dest)
+    return dest
 
 
 def build(book_dir: Path = BOOK, output: Path | None = None) -> Path:

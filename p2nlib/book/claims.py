@@ -4,7 +4,8 @@ A notebook calls :func:`record` for each headline number. Records go to one file
 (``figures/.claims/<notebook>.json``), stamped with profile, device, torch version, git commit
 and date. After a notebook succeeds, the runner merges its records into ``figures/claims.json``
 (:func:`merge_into`), replacing only that notebook's earlier claims, so a failing notebook never
-wipes the claims of the others. :func:`render_markdown` makes the book's claims table.
+wipes the claims of the others. :func:`render_section_tables` and :func:`render_claim_details`
+make the book's claims page (:func:`render_markdown`: all claims as one flat table).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import datetime as _dt
 import json
 import math
 import os
+import re
 import subprocess
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -20,6 +22,7 @@ from typing import Any
 
 from p2nlib.core import paths
 from p2nlib.core.artifacts import write_json_atomic
+from p2nlib.book.claims_spec import SPECS, bar  # noqa: F401  (bar: for notebooks)
 from p2nlib.core.errors import ClaimsFileError
 
 SCHEMA_VERSION = 1
@@ -85,21 +88,39 @@ def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def record(id: str, value: Any, *, section: str, unit: str = "", paper: Any = None,
-           holds: bool | None = None, note: str = "") -> Claim:
+def record(id: str, value: Any, *, holds: bool | None = None, note: str = "", section: str | None = None,
+           unit: str = "", paper: Any = None) -> Claim:
     """Record one measured claim for the running notebook (replaces an earlier one of the same id).
 
-    ``holds`` is the verdict against the paper: True, False, or None when not judged.
+    ``holds`` is the verdict against the paper: True, False, or None when not judged. For a claim of
+    the book's table (:mod:`p2nlib.book.claims_spec`) the section, the paper's value and the unit come
+    from that table and may not be given here; any other id needs ``section``.
     """
     path = _record_file()
     if not path.exists():
-        raise RuntimeError(f"no claim record file {path}: call p2nlib.notebook.setup(...) first")
+        raise RuntimeError(f"no claim record file {path}: call p2nlib.book.notebook.setup(...) first")
+    spec = SPECS.get(id)
+    if spec is not None:
+        if section is not None or unit or paper is not None:
+            raise ValueError(f"claim {id!r}: its section, paper value and unit come from p2nlib/book/claims_spec.py; "
+                             "do not pass them to record()")
+        section, unit, paper = spec.section, spec.unit, spec.paper
+    elif section is None:
+        raise ValueError(f"claim {id!r} is not in p2nlib/book/claims_spec.py: add a row there (or pass section=)")
     claim = Claim(id=id, section=section, value=_clean(value), unit=unit, paper=_clean(paper),
                   holds=None if holds is None else bool(holds), note=note)
     data = json.loads(path.read_text())
     data["claims"] = [c for c in data["claims"] if c["id"] != id] + [asdict(claim)]
     _atomic_write(path, data)
     return claim
+
+
+def frame(recorded: list[Claim]):
+    """Claims just recorded, as a small table for the end of a notebook."""
+    import pandas as pd
+
+    return pd.DataFrame([{"claim": c.id, "paper": c.paper, "ours": c.value, "verdict": verdict(c.holds)}
+                         for c in recorded]).set_index("claim")
 
 
 def _atomic_write(path: Path, data: dict) -> None:
@@ -183,3 +204,108 @@ def render_markdown(data: dict, columns: tuple[str, ...] = ("id", "section", "pa
         cells = [fmt(row[col]).replace("|", "\\|").replace("\n", " ") for col in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# ---- the book's claims page: one compact table per paper section, details one click below ----------
+
+VERDICT_CLASS = {True: "holds", False: "fails", None: "unjudged"}
+
+
+def section_group(section: str) -> str:
+    """The paper section a claim belongs to: ``"§4.6, Tables 3, 5, 6"`` and ``"§4.6 (ours)"`` -> ``"§4.6"``."""
+    return re.split(r"[,(]", section, maxsplit=1)[0].strip() or section.strip()
+
+
+_ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50}
+
+
+def _group_order(group: str) -> tuple:
+    """Paper order: §1 … §9, then the supplement (supp. I, II, …), then anything else by name."""
+    m = re.fullmatch(r"§\s*(\d+(?:\.\d+)*)", group)
+    if m:
+        return (0, tuple(int(p) for p in m.group(1).split(".")), group)
+    m = re.fullmatch(r"supp\.?\s*([IVXL]+)", group, flags=re.I)
+    if m:
+        digits = [_ROMAN[ch] for ch in m.group(1).upper()]
+        value = sum(-d if i + 1 < len(digits) and d < digits[i + 1] else d for i, d in enumerate(digits))
+        return (1, (value,), group)
+    return (2, (), group)
+
+
+def group_claims(data: dict) -> list[tuple[str, list[dict]]]:
+    """Claims grouped by :func:`section_group`, groups in paper order, claims by id within a group."""
+    groups: dict[str, list[dict]] = {}
+    for c in data["claims"]:
+        groups.setdefault(section_group(c["section"]), []).append(c)
+    return [(g, sorted(groups[g], key=lambda c: c["id"])) for g in sorted(groups, key=_group_order)]
+
+
+def slug(text: str) -> str:
+    """A page anchor from a claim id or a section name (``id.image.fd_test`` -> ``id-image-fd-test``)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def claim_anchor(claim_id: str) -> str:
+    return "claim-" + slug(claim_id)
+
+
+def group_anchor(group: str) -> str:
+    return "claims-" + slug(group)
+
+
+def md_text(value: Any) -> str:
+    """Literal text inside Markdown (no accidental emphasis, code, links or HTML; one line)."""
+    text = fmt(value).replace("\n", " ")
+    return re.sub(r"([\\`*_\[\]<>|])", r"\\\1", text)
+
+
+def with_unit(value: Any, unit: str) -> str:
+    return md_text(value) + (f" {md_text(unit)}" if unit and value is not None else "")
+
+
+def verdict_html(holds: bool | None) -> str:
+    """The verdict as a styled label (``p2n-verdict-holds`` / ``-fails`` / ``-unjudged``, see p2n.css)."""
+    return f'<span class="p2n-verdict p2n-verdict-{VERDICT_CLASS[holds]}">{verdict(holds)}</span>'
+
+
+def render_section_tables(data: dict) -> str:
+    """One compact MyST table per paper section: claim (a link to its details), paper, ours, verdict."""
+    out = []
+    for group, rows in group_claims(data):
+        out += [f"({group_anchor(group)})=", f"## {md_text(group)}", "",
+                ":::{table}", ":class: p2n-claims", "",
+                "| claim | paper | ours | verdict |", "|---|---|---|---|"]
+        for c in rows:
+            label = md_text(c["id"]).replace(".", ".<wbr>")          # line breaks after the dots
+            out.append(f"| [{label}](#{claim_anchor(c['id'])}) | {md_text(c['paper'])} "
+                       f"| {with_unit(c['value'], c['unit'])} | {verdict_html(c['holds'])} |")
+        out += [":::", ""]
+    return "\n".join(out) + "\n"
+
+
+def render_claim_details(data: dict, discussion: dict[str, str] | None = None) -> str:
+    """Per claim, under an anchor the tables link to: the paper section, the values, the book's bar,
+    the note, the run that measured it (notebook, profile, device, torch, commit, date) and, for a claim
+    that does not hold, its discussion (``discussion``: claim id -> Markdown)."""
+    try:
+        from p2nlib.book.claims_spec import SPECS as specs
+    except ImportError:                                      # pragma: no cover - the table is optional here
+        specs = {}
+    discussion = discussion or {}
+    out = []
+    for group, rows in group_claims(data):
+        for c in rows:
+            out += [":::{rubric} " + md_text(c["id"]), f":name: {claim_anchor(c['id'])}",
+                    ":class: p2n-claim-id", ":::", "",
+                    f"{verdict_html(c['holds'])} · {md_text(c['section'])} · paper {md_text(c['paper'])} · "
+                    f"ours {with_unit(c['value'], c['unit'])} · [back to {md_text(group)}](#{group_anchor(group)})", ""]
+            rule = getattr(specs.get(c["id"]), "rule", "")
+            if rule:
+                out += [f"*Bar:* {md_text(rule)}", ""]
+            if c["note"]:
+                out += [f"*Note:* {md_text(c['note'])}", ""]
+            out += [f"*Run:* notebook `{c['notebook']}`, profile {md_text(c['profile'])}, device "
+                    f"{md_text(c['device'])}, torch {md_text(c['torch'])}, commit `{c['commit']}`, {md_text(c['date'])}", ""]
+            if c["holds"] is False and c["id"] in discussion:
+                out += [discussion[c["id"]].strip(), ""]
+    return "\n".join(out) + "\n"

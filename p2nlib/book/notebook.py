@@ -28,8 +28,33 @@ def setup(profile: str | None = None, device: str = "auto", seed: int = 0) -> Co
     from p2nlib.book import plots
 
     plots.set_style()
+    use_book_plotly_renderer()
     claims.start(prof.name, str(dev))
     return Context(profile=prof, device=dev, seed=seed)
+
+
+PLOTLY_RENDERER = "plotly_mimetype+p2n_book"
+
+
+def use_book_plotly_renderer() -> None:
+    """Show plotly figures both ways: the plotly mimetype (interactive in JupyterLab) and HTML for the
+    built book. The HTML only calls ``Plotly.newPlot``: the book loads its own copy of plotly.js
+    (``book/_static/plotly.min.js``), so no output embeds plotly.js, asks a CDN, needs require.js or
+    loads MathJax (plotly's own "notebook" renderer links MathJax from a CDN)."""
+    try:
+        import plotly.io as pio
+        from plotly.io.base_renderers import MimetypeRenderer
+    except ImportError:                      # no plotly: nothing to configure
+        return
+
+    class BookHtmlRenderer(MimetypeRenderer):
+        def to_mimebundle(self, fig_dict):
+            return {"text/html": pio.to_html(fig_dict, include_plotlyjs=False, include_mathjax=False,
+                                              full_html=False, default_width="100%", default_height=525,
+                                              validate=False)}
+
+    pio.renderers["p2n_book"] = BookHtmlRenderer()
+    pio.renderers.default = PLOTLY_RENDERER
 
 
 def environment_report(ctx: Context) -> dict:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import matplotlib
 
@@ -20,18 +19,20 @@ def set_style() -> None:
     })
 
 
-def savefig(fig: "plt.Figure", name: str) -> Path:
-    """Save ``fig`` as ``<figures>/<name>.png`` (small PNG) and return the path."""
-    path = paths.figures_dir() / f"{name}.png"
-    fig.savefig(path, bbox_inches="tight")
-    return path
+def savefig(fig: "plt.Figure", name: str) -> None:
+    """Save ``fig`` as ``<figures>/<name>.png`` (small PNG). Returns nothing, so a notebook cell ending
+    with it shows the figure and no machine path."""
+    fig.savefig(paths.figures_dir() / f"{name}.png", bbox_inches="tight")
 
 
-def save_table(markdown: str, name: str) -> Path:
+def save_table(markdown: str, name: str) -> None:
     """Save a Markdown table as ``<figures>/<name>.md``."""
-    path = paths.figures_dir() / f"{name}.md"
-    path.write_text(markdown)
-    return path
+    (paths.figures_dir() / f"{name}.md").write_text(markdown)
+
+
+def show(grid: dict, name: str) -> None:
+    """An image grid (the arguments of :func:`image_grid`, as the experiments return them), saved as ``name``."""
+    savefig(image_grid(**grid), name)
 
 
 def pipeline_diagram() -> "plt.Figure":

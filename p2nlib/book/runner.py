@@ -50,6 +50,21 @@ def strip_injected(nb):
     return nb
 
 
+def terminal_view(text: str) -> str:
+    """What a terminal would show of ``text``: of each line only what follows its last carriage return, so a
+    progress bar redrawn in place leaves one line (its final state) in the saved notebook."""
+    return "\n".join(([part for part in line.split("\r") if part] or [""])[-1] for line in text.split("\n"))
+
+
+def strip_progress(nb):
+    """Progress bars (stderr streams) keep only their final line per bar in the saved notebook."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                out["text"] = terminal_view(out["text"])
+    return nb
+
+
 def run_notebook(py: Path, profile: str, device: str, out_dir: Path, run_dir: Path) -> float:
     """Execute one notebook; on success write it to ``out_dir`` and merge its claims. Returns seconds."""
     import nbformat
@@ -63,7 +78,7 @@ def run_notebook(py: Path, profile: str, device: str, out_dir: Path, run_dir: Pa
     pm.execute_notebook(str(src), str(executed), parameters={"profile": profile, "device": device},
                         kernel_name="python3", cwd=str(py.parent), progress_bar=False)
     seconds = time.perf_counter() - t0
-    nb = strip_injected(nbformat.read(executed, as_version=4))
+    nb = strip_progress(strip_injected(nbformat.read(executed, as_version=4)))
     nb.metadata.setdefault("p2n", {})["wall_time_s"] = round(seconds, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / f"{py.stem}.ipynb")

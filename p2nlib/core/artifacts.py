@@ -37,6 +37,28 @@ def key_digest(key: Any) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def tensor_digest(*tensors) -> str:
+    """Short digest of tensors' exact contents (or of a dict of them, by sorted key)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        items = sorted(t.items()) if isinstance(t, dict) else [("", t)]
+        for k, v in items:
+            v = torch.as_tensor(v).detach().cpu().contiguous()
+            h.update(f"{k}:{v.dtype}:{tuple(v.shape)}".encode())
+            h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def code_digest(*modules) -> str:
+    """Short digest of the source of modules: results cached under it are recomputed when that code changes."""
+    import inspect
+
+    h = hashlib.sha256()
+    for m in modules:
+        h.update(inspect.getsource(m).encode())
+    return h.hexdigest()[:16]
+
+
 def write_json_atomic(path: Path, data, indent: int = 1) -> None:
     """Write JSON to a temporary file, then rename: a crash never leaves a half-written file."""
     tmp = path.with_name(path.name + ".tmp")

@@ -1,14 +1,13 @@
-"""Shared evaluation for the results notebooks (§4.5, §4.6, §5.2): prompt images, evaluation renders,
-per-run tables of the per-prompt optimisations and their summaries over seeds."""
+"""Prompts and evaluation renders shared by the results notebooks (§4.5, §4.6, §5.2): the prompt pose and
+prompt images, evaluation poses and renders, image-prompt metrics, out-of-distribution prompt objects,
+and the nearest training scene of an embedding."""
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import torch
 
-from p2nlib.baselines import optimize
+from p2nlib.core.errors import InputError
 from p2nlib.core.profiles import Profile
-from p2nlib.data import cameras, fit, nerf
+from p2nlib.data import cameras, fit, nerf, splits, world
 from p2nlib.eval import metrics
 
 PROMPT_AZIMUTH, PROMPT_ELEVATION = 30.0, 25.0
@@ -46,72 +45,19 @@ def image_prompt_metrics(encoder, generated: torch.Tensor, truth: torch.Tensor) 
             "metric": fd.metric, "samples": fd.samples}
 
 
-def fmt(values, digits: int = 3) -> str:
-    """'mean ± std' of a sequence (the std over seeds; a single value is shown alone)."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-    if len(v) == 0:
-        return "n/a"
-    return f"{v.mean():.{digits}f}" if len(v) == 1 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
-
-
-def run_table(res: optimize.OptimResult, labels: list[dict], budget: int | None = None,
-              quality: list[float] | None = None) -> pd.DataFrame:
-    """One row per run: its labels, iterations to convergence (the supplement VI test), similarity at
-    convergence and at the end, wall time, and optionally similarity at a fixed ``budget`` and the
-    iterations to reach a ``quality`` level (one per run)."""
-    cap = res.cap
-    rows = []
-    for r, lab in enumerate(labels):
-        it = res.iterations[r]
-        row = dict(lab)
-        row.update({"converged": it is not None, "iterations": it if it is not None else cap,
-                    "sim_init": res.similarity[r][0], "sim_converged": res.converged_similarity(r),
-                    "sim_final": res.final_similarity(r), "seconds_converged": res.seconds_to(r, it),
-                    "seconds_total": res.seconds[r]})
-        if budget is not None:
-            row[f"sim_at_{budget}"] = res.similarity_at(r, budget)
-        if quality is not None:
-            hit = res.iterations_to_reach(r, quality[r])
-            row["quality_level"] = quality[r]
-            row["iterations_to_quality"] = hit if hit is not None else cap
-            row["reached_quality"] = hit is not None
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def convergence_sensitivity(res: optimize.OptimResult, eps_values, k: int) -> pd.DataFrame:
-    """Iterations to convergence of every run under other thresholds (recomputed from logged curves;
-    valid for runs that went on to the cap)."""
-    cap = res.cap
-    out = {}
-    for eps in eps_values:
-        its = []
-        for ch in res.changes:
-            e = optimize.converged_epoch(ch, eps, k)
-            its.append(cap if e is None else e * res.config.epoch_iters)
-        out[f"eps={eps:g}"] = its
-    return pd.DataFrame(out)
-
-
-OOD_START = 20_000   # object indices never used by the NeRF dataset (0..), CLIP training (0..) or CLIP eval (10_000..)
-
-
-def ood_objects(categories, start: int = OOD_START) -> list:
-    """One new object per out-of-distribution category, seen by no model of the book."""
-    from p2nlib import clip
-    from p2nlib.data import world
-
+def ood_objects(categories, p: Profile) -> list:
+    """One new object per out-of-distribution category (the ``ood_prompts`` object set), seen by no model."""
     bad = [c for c in categories if c in world.IN_DISTRIBUTION]
     if bad:
-        raise ValueError(f"{bad} are dataset categories; out-of-distribution prompts need one of "
+        raise InputError(f"{bad} are dataset categories; out-of-distribution prompts need one of "
                          f"{', '.join(world.OUT_OF_DISTRIBUTION)}")
-    return [world.make_object(c, start, clip.WORLD_SEED) for c in categories]
+    return splits.objects("ood_prompts", p, categories)
 
 
 def nearest_train_scenes(cache: torch.Tensor, emb: torch.Tensor, train_idx: list[int]) -> tuple[list[int], list[float]]:
     """Semantically nearest *training* scene (dataset index) of each embedding (M, D), by cosine to
     the scenes' mean image embedding, as the paper does for text and out-of-distribution prompts."""
-    from p2nlib import clip
+    from p2nlib.clip.cache import nearest_scene
 
-    j, score = clip.nearest_scene(emb, cache[train_idx])
+    j, score = nearest_scene(emb, cache[train_idx])
     return [train_idx[int(i)] for i in j], [float(s) for s in score]

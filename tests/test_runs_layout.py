@@ -1,0 +1,130 @@
+"""Labelled runs and their cache, the claims table, the object sets, and the one error family."""
+import dataclasses
+import inspect
+import json
+
+import pytest
+import torch
+
+from p2nlib import clip
+from p2nlib.baselines import guidance, optimize
+from p2nlib.baselines.runs import Runs, mean_std
+from p2nlib.book import claims, claims_spec
+from p2nlib.core import errors, paths
+from p2nlib.core.profiles import PROFILES, get_profile
+from p2nlib.data import nerf, splits
+from p2nlib.generate import cli
+
+TINY = get_profile("tiny")
+CFG = optimize.OptimConfig(size=8, samples=8, views=1, lr=1e-2, epoch_iters=2, eps=1e-12, k=1, max_epochs=2,
+                           check_views=2, check_size=8)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return clip.build_small_clip(TINY)
+
+
+def _labels():
+    return [{"prompt": p, "init": i, "seed": s} for p in ("a chair", "a car") for i in ("S", "P") for s in (0, 1)]
+
+
+def _runs(encoder, cfg=CFG, text="a chair"):
+    spec = nerf.NerfSpec.from_profile(TINY)
+    labels = _labels()
+    targets = encoder.encode_text([lab["prompt"] for lab in labels])
+    init = optimize.template_init(spec, len(labels))
+    return Runs.optimise(labels, init, guidance.TextGuidance(encoder, targets), spec, cfg, targets, encoder,
+                         profile="tiny", name="test-runs", progress=False)
+
+
+def test_labelled_runs_select_best_and_table(encoder):
+    runs = _runs(encoder)
+    assert runs.select(prompt="a car") == [4, 5, 6, 7]
+    assert runs.select(prompt="a car", init=["S", "P"], seed=1) == [5, 7]
+    assert runs.one(prompt="a chair", init="P", seed=0) == 2
+    with pytest.raises(KeyError, match="2 runs match"):
+        runs.one(prompt="a chair", init="P")
+    with pytest.raises(KeyError, match="no label 'colour'"):
+        runs.select(colour="red")
+    best = runs.best(prompt="a car", init="S")
+    assert best in (4, 5)
+    assert runs.result.final_similarity(best) == max(runs.result.final_similarity(r) for r in (4, 5))
+    p = runs.params([1, 6], "final")
+    assert torch.equal(p["l0.weight"][1], runs.result.final_params["l0.weight"][6])
+    table = runs.table(budget=2)
+    assert list(table.columns[:3]) == ["prompt", "init", "seed"] and len(table) == 8
+    assert (table.iterations == runs.result.cap).all() and not table.converged.any()
+    assert mean_std([1.0, 2.0, 3.0]) == "2.000 ± 1.000" and mean_std([float("nan")]) == "n/a"
+
+
+def test_runs_are_cached_by_what_produced_them(encoder, monkeypatch):
+    first = _runs(encoder)
+    calls = []
+    real = optimize.optimize
+    monkeypatch.setattr("p2nlib.baselines.runs.optimize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = _runs(encoder)                                      # same inputs: read from disk, identical
+    assert calls == []
+    assert again.result.similarity == first.result.similarity and again.result.iterations == first.result.iterations
+    assert all(torch.equal(again.result.params[k], first.result.params[k]) for k in first.result.params)
+    _runs(encoder, cfg=dataclasses.replace(CFG, lr=2e-2))      # another config: computed afresh
+    assert calls == [1]
+    files = sorted(paths.stage_dir("tiny", "baselines").glob("test-runs-*.json"))
+    assert len(files) == 2 and json.loads(files[0].read_text())["key"]["profile"] == "tiny"
+
+
+def test_object_sets_never_overlap():
+    for p in PROFILES.values():
+        assert splits.overlaps(p) == [], p.name
+        assert splits.OBJECT_SETS["dataset"].members(p) <= splits.OBJECT_SETS["clip_train"].members(p)
+    # the test can fail: an evaluation set reaching into the training indices is reported
+    bad = dataclasses.replace(PROFILES["tiny"], clip_eval_objects=splits.OOD_START - splits.CLIP_EVAL_START + 1)
+    assert ("clip_eval", "ood_prompts", 8) in splits.overlaps(bad)
+
+
+def test_claims_come_from_the_spec(tmp_path, monkeypatch):
+    monkeypatch.setenv("P2N_NOTEBOOK", "00_spec")
+    claims.start("tiny", "cpu")
+    c = claims.record("dataset.psnr_mean", 31.0, holds=31.0 >= claims.bar("dataset.psnr_mean"))
+    assert (c.section, c.paper, c.unit, c.holds) == ("§3.1", 33.82, "dB", True)
+    with pytest.raises(ValueError, match="claims_spec.py"):
+        claims.record("dataset.psnr_mean", 31.0, section="§9")
+    with pytest.raises(ValueError, match="not in p2nlib/book/claims_spec.py"):
+        claims.record("made.up", 1.0)
+
+
+def test_every_recorded_claim_is_in_the_spec_and_every_spec_row_is_recorded():
+    import re
+
+    recorded = set()
+    for nb in sorted((paths.ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        recorded |= set(re.findall(r'claims\.record\("([\w.]+)"', nb.read_text()))
+    recorded |= set(re.findall(r'id="([\w.]+)"', (paths.ROOT / "p2nlib/baselines/experiments.py").read_text()))
+    assert recorded == set(claims_spec.SPECS)
+
+
+def test_every_project_error_is_one_family():
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__]
+    assert len(classes) >= 8 and all(issubclass(c, errors.P2NError) for c in classes)
+
+
+@pytest.mark.parametrize("error", [errors.CheckpointMismatchError, errors.StoreError, errors.ArtifactError,
+                                   errors.EncoderNotFoundError, errors.InputError])
+def test_every_project_error_reaches_the_cli_as_one_line(error, monkeypatch, capsys, tmp_path):
+    from p2nlib.generate import pipeline
+
+    def fail(*a, **k):
+        raise error("what is wrong, and the command that fixes it")
+
+    monkeypatch.setattr(pipeline.Prompt2NeRF, "load", classmethod(fail))
+    assert cli.main(["generate", "--text", "a chair", "--out", str(tmp_path / "x.gif"), "--profile", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("p2n: error: what is wrong") and "Traceback" not in err
+
+
+def test_a_stale_clip_checkpoint_is_a_project_error():
+    weights, config = clip.checkpoint_paths(TINY)
+    weights.write_bytes(b"")
+    config.write_text(json.dumps({"profile": "tiny", "model_cfg": {"embed_dim": 1}, "train_cfg": {}}))
+    with pytest.raises(errors.P2NError, match="make book ONLY=02"):
+        clip.load_encoder(TINY)
