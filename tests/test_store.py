@@ -91,7 +91,7 @@ def test_resume_after_kill_9(tmp_path, counted_fit):
     """A fitting process killed with SIGKILL mid-run loses only the chunk in progress."""
     out = tmp_path / "ds"
     slow = dataclasses.replace(MINI, fit_steps=400)
-    code = ("import dataclasses, sys; from pathlib import Path; from p2nlib import store; "
+    code = ("import dataclasses, sys; from pathlib import Path; from p2nlib.data import store; "
             "from p2nlib.core.profiles import PROFILES; "
             f"p = dataclasses.replace(PROFILES['tiny'], **{json.dumps({k: v for k, v in dataclasses.asdict(slow).items() if k != 'name'})}); "
             f"store.fit_dataset(p, Path({str(out)!r}), progress=False)")

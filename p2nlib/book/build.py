@@ -107,7 +107,9 @@ def running_page(notebooks_dir: Path) -> str:
         "book trains its small CLIP at embedding size 512 and says so. FID uses pytorch-fid's InceptionV3 "
         "(dims=192) when `pt_inception-2015-12-05-6726825d.pth` is in `$TORCH_HOME/hub/checkpoints/`, "
         "otherwise FD-CLIP. Fitting the full dataset is many GPU-hours; it can be sharded with "
-        "`python -m p2nlib.data.store fit --profile paper --shard i --num-shards n` and then `... merge`.\n")
+        "`python -m p2nlib.data.store fit --profile paper --shard i --num-shards n`, or spread over a Ray "
+        "cluster, one chunk per task and one GPU each, with `... fit --profile paper --engine ray "
+        "[--address ADDR]` (`pip install -e \".[ray]\"`), and then `... merge`.\n")
     return "\n".join(lines) + "\n"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from p2nlib.core import paths
 from p2nlib.core.artifacts import write_json_atomic
-from p2nlib.book.claims_spec import SPECS, bar  # noqa: F401  (bar: for notebooks)
+from p2nlib.book.claims_spec import SPECS, bar  # noqa: F401  (bar: re-exported for the notebooks)
 from p2nlib.core.errors import ClaimsFileError
 
 SCHEMA_VERSION = 1
@@ -287,10 +287,6 @@ def render_claim_details(data: dict, discussion: dict[str, str] | None = None) -
     """Per claim, under an anchor the tables link to: the paper section, the values, the book's bar,
     the note, the run that measured it (notebook, profile, device, torch, commit, date) and, for a claim
     that does not hold, its discussion (``discussion``: claim id -> Markdown)."""
-    try:
-        from p2nlib.book.claims_spec import SPECS as specs
-    except ImportError:                                      # pragma: no cover - the table is optional here
-        specs = {}
     discussion = discussion or {}
     out = []
     for group, rows in group_claims(data):
@@ -299,7 +295,7 @@ def render_claim_details(data: dict, discussion: dict[str, str] | None = None) -
                     ":class: p2n-claim-id", ":::", "",
                     f"{verdict_html(c['holds'])} · {md_text(c['section'])} · paper {md_text(c['paper'])} · "
                     f"ours {with_unit(c['value'], c['unit'])} · [back to {md_text(group)}](#{group_anchor(group)})", ""]
-            rule = getattr(specs.get(c["id"]), "rule", "")
+            rule = getattr(SPECS.get(c["id"]), "rule", "")
             if rule:
                 out += [f"*Bar:* {md_text(rule)}", ""]
             if c["note"]:

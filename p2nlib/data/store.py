@@ -12,6 +12,13 @@ Fitting is resumable: each chunk is written to a temporary file and renamed into
 complete, so a run killed at any moment (even ``kill -9``) leaves finished chunks intact and no
 half-written file under a final name; the next run fits only the missing chunks. Sharding
 (``shard i of n``) gives each process a disjoint set of chunks; :func:`merge` combines them.
+
+Two engines fit the chunks: ``local`` (the default) fits them one after the other in this process;
+``ray`` schedules one chunk per Ray task (one GPU per task on a cluster with GPUs, else CPU tasks)
+on a local Ray instance or an existing cluster (``address``). Workers only compute: every chunk
+comes back to this process, which writes it with the same atomic files, so resume and
+:func:`merge` are the same for both, and a chunk is bit-identical whichever engine fitted it.
+Ray is an optional extra (``pip install -e ".[ray]"``), imported only by the ``ray`` engine.
 """
 from __future__ import annotations
 
@@ -28,13 +35,14 @@ from safetensors.torch import load_file
 from p2nlib.core import paths
 from p2nlib.core.artifacts import save_tensors, sha256
 from p2nlib.core.artifacts import write_json_atomic as _atomic_json
-from p2nlib.core.errors import StoreError
+from p2nlib.core.errors import InputError, P2NError, StoreError
 from p2nlib.core.profiles import Profile
 from p2nlib.data import nerf, world
 from p2nlib.data import fit as fitting
 
 MANIFEST_VERSION = 1
 TEST_FRACTION = 0.1
+ENGINES = ("local", "ray")
 
 
 def dataset_dir(profile: Profile, root: Path | None = None) -> Path:
@@ -77,17 +85,43 @@ def chunk_done(folder: Path, chunk: Chunk) -> bool:
     return (folder / f"{chunk.stem}.safetensors").exists() and (folder / f"{chunk.stem}.json").exists()
 
 
+def _fit_chunk(profile: Profile, chunk: Chunk, objs: list[world.WorldObject], device: torch.device | str,
+               seed: int, progress: bool) -> tuple[dict[str, torch.Tensor], dict]:
+    """Fit one chunk (seeded by its first object index, so any engine gives the same tensors)."""
+    spec, cfg = nerf.NerfSpec.from_profile(profile), fitting.FitConfig.from_profile(profile)
+    res = fitting.fit(objs, spec, cfg, init="shared", seed=seed + chunk.first, device=device, progress=progress)
+    meta = {"objects": [o.object_id for o in objs], "psnr_heldout": res.psnr_heldout.tolist(),
+            "history": res.history, "seconds": res.seconds}
+    return res.params, meta
+
+
+def _write_chunk(chunks_dir: Path, chunk: Chunk, params: dict[str, torch.Tensor], meta: dict) -> None:
+    sha = save_tensors(chunks_dir / f"{chunk.stem}.safetensors", params)
+    _atomic_json(chunks_dir / f"{chunk.stem}.json", {**meta, "sha256": sha})   # written last: marks it complete
+
+
 def fit_dataset(profile: Profile, out: Path | None = None, shard: int = 0, num_shards: int = 1,
-                device: torch.device | str = "cpu", seed: int = 0, progress: bool = True) -> Path:
-    """Fit every not-yet-fitted chunk of this shard; finished chunks are skipped (resume)."""
+                device: torch.device | str = "cpu", seed: int = 0, progress: bool = True, *,
+                engine: str = "local", address: str | None = None, cpus_per_task: int = 1) -> Path:
+    """Fit every not-yet-fitted chunk of this shard; finished chunks are skipped (resume).
+
+    ``engine="ray"`` fits one chunk per Ray task (see :func:`fit_dataset_ray`); ``address``
+    and ``cpus_per_task`` apply to that engine only.
+    """
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     if not 0 <= shard < num_shards:
         raise ValueError(f"shard must be in [0, {num_shards}), got {shard}")
+    if engine == "ray":
+        return fit_dataset_ray(profile, out, shard, num_shards, device, seed, progress, address=address,
+                               cpus_per_task=cpus_per_task)
+    if address is not None:
+        raise InputError("address is for the ray engine; use engine='ray' or leave address out")
     out = out or dataset_dir(profile)
     chunks_dir = out / "chunks"
     chunks_dir.mkdir(parents=True, exist_ok=True)
     objects = dataset_objects(profile, seed)
-    spec, cfg = nerf.NerfSpec.from_profile(profile), fitting.FitConfig.from_profile(profile)
-    todo = [c for i, c in enumerate(plan_chunks(len(objects), profile.fit_batch)) if i % num_shards == shard]
+    todo = _shard_chunks(profile, len(objects), shard, num_shards)
     for k, chunk in enumerate(todo):
         if chunk_done(chunks_dir, chunk):
             if progress:
@@ -97,11 +131,112 @@ def fit_dataset(profile: Profile, out: Path | None = None, shard: int = 0, num_s
         if progress:
             print(f"[{chunk.stem}] fitting {len(objs)} NeRFs ({k + 1}/{len(todo)} of shard {shard}/{num_shards})",
                   flush=True)
-        res = fitting.fit(objs, spec, cfg, init="shared", seed=seed + chunk.first, device=device, progress=progress)
-        sha = save_tensors(chunks_dir / f"{chunk.stem}.safetensors", res.params)
-        meta = {"objects": [o.object_id for o in objs], "psnr_heldout": res.psnr_heldout.tolist(),
-                "history": res.history, "seconds": res.seconds, "sha256": sha}
-        _atomic_json(chunks_dir / f"{chunk.stem}.json", meta)   # written last: marks the chunk complete
+        params, meta = _fit_chunk(profile, chunk, objs, device, seed, progress)
+        _write_chunk(chunks_dir, chunk, params, meta)
+    return out
+
+
+def _shard_chunks(profile: Profile, n_objects: int, shard: int, num_shards: int) -> list[Chunk]:
+    return [c for i, c in enumerate(plan_chunks(n_objects, profile.fit_batch)) if i % num_shards == shard]
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise InputError('the ray engine needs Ray, which is not installed; install the extra with '
+                         'pip install -e ".[ray]" (or pip install "ray>=2.9"), or use --engine local') from None
+    return ray
+
+
+def _ray_fit_chunk(profile: Profile, chunk: Chunk, objs: list[world.WorldObject], device: str, seed: int,
+                   threads: int) -> tuple[dict[str, torch.Tensor], dict]:
+    """The body of one Ray task: fit a chunk and hand its tensors back (the driver writes them)."""
+    torch.set_num_threads(threads)
+    return _fit_chunk(profile, chunk, objs, device, seed, progress=False)
+
+
+def fit_dataset_ray(profile: Profile, out: Path | None = None, shard: int = 0, num_shards: int = 1,
+                    device: torch.device | str | None = "auto", seed: int = 0, progress: bool = True, *,
+                    address: str | None = None, cpus_per_task: int = 1) -> Path:
+    """Fit every not-yet-fitted chunk of this shard, one Ray task per chunk.
+
+    Connects to the cluster at ``address`` (``"auto"``, ``"ray://host:10001"``, ...) or, without
+    one, starts a local Ray instance for the run (an already initialised Ray is used as it is).
+    ``device``: ``auto`` takes one GPU per task when the cluster has GPUs, else CPU tasks;
+    ``cuda`` requires GPUs; ``cpu`` forces CPU tasks. Each task reserves ``cpus_per_task`` CPUs
+    and runs torch with that many threads. Finished chunks are never scheduled; each chunk is
+    written here, atomically, as soon as its task returns, so an interrupted run resumes like the
+    local engine. Workers need this package installed (a local instance uses this environment).
+    """
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard must be in [0, {num_shards}), got {shard}")
+    if cpus_per_task < 1:
+        raise InputError(f"cpus_per_task must be at least 1, got {cpus_per_task}")
+    dev = None if device in (None, "", "auto") else torch.device(device)
+    if dev is not None and dev.type not in ("cpu", "cuda"):
+        raise InputError(f"the ray engine runs on cpu or cuda, not {device!r}; use device='auto', 'cuda' or 'cpu'")
+    out = out or dataset_dir(profile)
+    chunks_dir = out / "chunks"
+    chunks_dir.mkdir(parents=True, exist_ok=True)
+    objects = dataset_objects(profile, seed)
+    todo = _shard_chunks(profile, len(objects), shard, num_shards)
+    missing = []
+    for chunk in todo:
+        if chunk_done(chunks_dir, chunk):
+            if progress:
+                print(f"[{chunk.stem}] already fitted, skipped")
+        else:
+            missing.append(chunk)
+    if not missing:
+        return out
+
+    ray = _import_ray()
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            try:
+                ray.init(address=address)
+            except ConnectionError as err:
+                raise InputError(f"cannot connect to the Ray cluster at {address!r} ({err}); check the address "
+                                 "(and the cluster's auth token), or leave --address out for a local "
+                                 "Ray instance") from None
+        else:
+            ray.init(include_dashboard=False)
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if dev is not None and dev.type == "cuda" and not gpus:
+            raise InputError("device 'cuda' requested but the Ray cluster has no GPUs; use device='auto' or 'cpu'")
+        use_gpu = gpus > 0 and (dev is None or dev.type == "cuda")
+        task = ray.remote(_ray_fit_chunk).options(num_cpus=cpus_per_task, num_gpus=1 if use_gpu else 0)
+        target = "cuda" if use_gpu else "cpu"
+        if progress:
+            each = f"1 GPU + {cpus_per_task} CPU" if use_gpu else f"{cpus_per_task} CPU"
+            print(f"scheduling {len(missing)} chunk(s) of shard {shard}/{num_shards} on Ray ({each} per task)",
+                  flush=True)
+        pending = {task.remote(profile, c, objects[c.first: c.last + 1], target, seed, cpus_per_task): c
+                   for c in missing}
+        done = 0
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                chunk = pending.pop(ready[0])
+                params, meta = ray.get(ready[0])
+                _write_chunk(chunks_dir, chunk, params, meta)
+                done += 1
+                if progress:
+                    psnr = sum(meta["psnr_heldout"]) / len(meta["psnr_heldout"])
+                    print(f"[{chunk.stem}] fitted {len(meta['objects'])} NeRFs ({done}/{len(missing)}, "
+                          f"{meta['seconds']:.1f} s, held-out PSNR {psnr:.2f} dB)", flush=True)
+        finally:
+            for ref in pending:          # an error or an interrupt: stop the tasks still queued or running
+                try:
+                    ray.cancel(ref)
+                except Exception:        # already finished or gone
+                    pass
+    finally:
+        if started:
+            ray.shutdown()
     return out
 
 
@@ -114,7 +249,7 @@ def merge(profile: Profile, out: Path | None = None, seed: int = 0) -> Path:
     missing = [c.stem for c in chunks if not chunk_done(chunks_dir, c)]
     if missing:
         raise StoreError(f"{chunks_dir}: {len(missing)} chunk(s) not fitted yet ({', '.join(missing[:4])}...); "
-                         "run the fitting for every shard first (01_dataset, or p2nlib.store.fit_dataset)")
+                         "run the fitting for every shard first (01_dataset, or p2nlib.data.store.fit_dataset)")
     tensors: dict[str, list[torch.Tensor]] = {k: [] for k in nerf.PARAM_NAMES}
     psnrs, histories, seconds = [], [], 0.0
     for c in chunks:
@@ -232,24 +367,43 @@ def build(profile: Profile, device: torch.device | str = "cpu", seed: int = 0, p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m p2nlib.data.store fit --shard i --num-shards n`` / ``merge``: shard fitting across processes."""
+    """``python -m p2nlib.data.store fit [--shard i --num-shards n] [--engine ray [--address A]]`` / ``merge``.
+
+    Fits the dataset's chunks (sharded across processes, or one Ray task per chunk), then merges them.
+    """
     import argparse
+    import sys
 
     from p2nlib.core.device import resolve_device
     from p2nlib.core.profiles import get_profile
 
-    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m p2nlib.data.store", description=main.__doc__)
     ap.add_argument("command", choices=["fit", "merge"])
     ap.add_argument("--profile", default=None)
     ap.add_argument("--shard", type=int, default=0)
     ap.add_argument("--num-shards", type=int, default=1)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--engine", choices=ENGINES, default="local",
+                    help="local: fit the chunks one by one in this process (default); "
+                         "ray: one Ray task per chunk (pip install -e \".[ray]\")")
+    ap.add_argument("--address", default=None,
+                    help="Ray cluster to connect to (e.g. auto or ray://host:10001); default: a local instance")
+    ap.add_argument("--cpus-per-task", type=int, default=1,
+                    help="CPUs reserved by each Ray task, and its torch threads (default 1)")
     args = ap.parse_args(argv)
-    prof = get_profile(args.profile)
-    if args.command == "fit":
-        fit_dataset(prof, shard=args.shard, num_shards=args.num_shards, device=resolve_device(args.device))
-    else:
-        print(merge(prof))
+    if args.engine != "ray" and args.address is not None:
+        ap.error("--address needs --engine ray")
+    try:
+        prof = get_profile(args.profile)
+        if args.command == "fit":
+            device = resolve_device(args.device) if args.engine == "local" else args.device
+            fit_dataset(prof, shard=args.shard, num_shards=args.num_shards, device=device, engine=args.engine,
+                        address=args.address, cpus_per_task=args.cpus_per_task)
+        else:
+            print(merge(prof))
+    except P2NError as err:
+        print(f"{ap.prog}: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
