@@ -46,7 +46,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from p2nlib.baselines.experiments import InDistribution
-from p2nlib.book import claims, plots
+from p2nlib.book import claims, plots, viewer
 from p2nlib.book.notebook import setup
 from p2nlib.generate.pipeline import Prompt2NeRF
 
@@ -164,6 +164,12 @@ X.turntable_gif(X.ours_text[0].params, "05_turntable_text_prompt")
 #
 # ![turntable of a test-split generation](../figures/05_turntable_image_prompt.gif)
 # ![turntable of a text-prompt generation](../figures/05_turntable_text_prompt.gif)
+#
+# The same two NeRFs as meshes you can turn (isosurface of the density, coloured by the NeRF):
+
+# %%
+viewer.nerf_gallery([{k: v[X.mv_pick[:1]] for k, v in X.gen_test.items()}, X.ours_text[0].params], X.spec,
+                    ["test scene, from its image prompt", X.text[0]])
 
 # %% [markdown]
 # ## Claims

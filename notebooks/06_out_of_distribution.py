@@ -49,7 +49,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from p2nlib.baselines.experiments import INITS, OutOfDistribution
-from p2nlib.book import claims, plots
+from p2nlib.book import claims, plots, viewer
 from p2nlib.book.notebook import setup
 from p2nlib.generate.pipeline import Prompt2NeRF
 
@@ -160,6 +160,12 @@ print(f"06_turntable_ood.gif: {X.text[0]!r}, Ours (NRS) after optimisation")
 # "a burning torch", optimised from our NRS initialisation (best seed), as a turntable:
 #
 # ![turntable of the optimised NeRF for "a burning torch"](../figures/06_turntable_ood.gif)
+#
+# Two optimised results as meshes you can turn (Ours (NRS), best seed): an image prompt and a text prompt.
+
+# %%
+viewer.nerf_gallery([X.best_final("image", X.image_names[0]), X.best_final("text", X.text[0])], X.spec,
+                    [X.image_cats[0], X.text[0]])
 
 # %% [markdown]
 # ## Speed-up and similarity, summarised

@@ -112,3 +112,29 @@ def test_missing_foreign_and_stale_parts_are_refused(tmp_path):
     align.load(P, inputs)
     with pytest.raises(ArtifactError, match=r"another vae .*make book ONLY=04"):
         align.load(P, {**inputs, "vae": "retrained"})
+
+
+def test_function_space_loss_is_zero_for_identical_nerfs_and_positive_otherwise():
+    spec = nerf.NerfSpec(16, 2)
+    a = nerf.init_params(spec, 3, "random", seed=1)
+    b = nerf.init_params(spec, 3, "random", seed=2)
+    gen = torch.Generator().manual_seed(0)
+    assert vae.function_loss(a, a, spec, points=256, generator=gen).item() == 0.0
+    assert vae.function_loss(b, a, spec, points=256, generator=gen).item() > 1e-6
+    # gradients reach the decoded NeRF only
+    b = {k: v.clone().requires_grad_(True) for k, v in b.items()}
+    vae.function_loss(b, a, spec, points=64).backward()
+    assert b["l0.weight"].grad is not None and b["l0.weight"].grad.abs().sum() > 0
+
+
+def test_recipe_is_a_config_field_and_the_function_term_trains():
+    spec = nerf.NerfSpec(8, 1)
+    params = nerf.init_params(spec, 6, "random", seed=0)
+    paper = vae.VaeConfig(latent_dim=4, hidden=16, epochs=3, batch=3)
+    ours = dataclasses.replace(paper, function_weight=100.0, function_points=64)
+    assert paper.recipe == "parameter MSE (paper)" and "function-space (ours)" in ours.recipe
+    _, info_paper = vae.train(params, spec, paper, progress=False)
+    _, info_ours = vae.train(params, spec, ours, progress=False)
+    assert info_paper["history"]["function"] == [0.0] * 3
+    assert all(f > 0 for f in info_ours["history"]["function"])
+    assert vae.VaeConfig.from_profile(PROFILES["small"]).function_weight == PROFILES["small"].vae_function_weight

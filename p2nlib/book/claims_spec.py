@@ -44,7 +44,15 @@ _ROWS = (
               "holds when the matched text–image cosine lies in the paper's range widened by 0.05 each side"),
     ClaimSpec("clip.image_image_cos_same_object", "supp. II", None, "cosine"),
     # §3.2 stage 1
-    ClaimSpec("vae.recon_psnr_test", "§3.2", None, "dB"),
+    ClaimSpec("vae.recon_psnr_test", "§3.2", None, "dB", 24.0,
+              "holds when decoded test NeRFs reach 24 dB vs ground truth (the book's bar for a stage 1 that "
+              "generalises; the recipe is named in the note)"),
+    ClaimSpec("generation.psnr_test", "§3.2, §4.5", None, "dB", 22.0,
+              "holds when NeRFs generated from unseen test scenes reach 22 dB vs ground truth (the book's bar)"),
+    ClaimSpec("study.recon_psnr_test_paper_recipe", "§3.2 (our study)", None, "dB", None,
+              "not judged: the paper's stage-1 recipe, measured beside the adopted one"),
+    ClaimSpec("study.generation_psnr_test_paper_recipe", "§3.2 (our study)", None, "dB", None,
+              "not judged: generation with the paper's stage-1 recipe, beside the adopted one"),
     # supplement I: rotation invariance
     ClaimSpec("rotation.psnr_random_view_training", "supp. I", "high from any view", "dB", None,
               "holds when above the fixed-view model's PSNR"),

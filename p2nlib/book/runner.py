@@ -57,11 +57,21 @@ def terminal_view(text: str) -> str:
 
 
 def strip_progress(nb):
-    """Progress bars (stderr streams) keep only their final line per bar in the saved notebook."""
+    """Progress bars (stderr streams) keep only their final line per bar in the saved notebook: consecutive
+    stderr outputs of a cell are joined, then reduced to what a terminal would show."""
     for cell in nb.cells:
+        merged = []
         for out in cell.get("outputs", []):
+            is_err = out.get("output_type") == "stream" and out.get("name") == "stderr"
+            if is_err and merged and merged[-1].get("output_type") == "stream" and merged[-1].get("name") == "stderr":
+                merged[-1]["text"] += out["text"]
+            else:
+                merged.append(out)
+        for out in merged:
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
                 out["text"] = terminal_view(out["text"])
+        if "outputs" in cell:
+            cell["outputs"] = merged
     return nb
 
 

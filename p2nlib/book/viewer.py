@@ -76,3 +76,17 @@ def mesh_gallery(meshes: Sequence, titles: Sequence[str] | None = None, height: 
         fig.update_layout({f"scene{i + 1 if i else ''}": _scene(m)})
     fig.update_layout(height=height, margin=_MARGIN, showlegend=False, paper_bgcolor="white")
     return fig
+
+
+def nerf_gallery(nerfs: Sequence[dict], spec, titles: Sequence[str], resolution: int = 40, height: int = HEIGHT):
+    """A few NeRFs as meshes side by side (:func:`p2nlib.generate.mesh.extract_mesh`). A NeRF too faint for the
+    default density threshold (a foggy generation) is drawn at half its peak density, and its title says so."""
+    from p2nlib.generate import mesh
+
+    meshes, named = [], []
+    for params, title in zip(nerfs, titles):
+        peak = float(mesh.density_grid(params, spec, resolution).max())
+        level = mesh.DEFAULT_THRESHOLD if peak > mesh.DEFAULT_THRESHOLD else peak / 2
+        meshes.append(mesh.extract_mesh(params, spec, resolution=resolution, threshold=level))
+        named.append(title if level == mesh.DEFAULT_THRESHOLD else f"{title} (faint: density {level:.2g})")
+    return mesh_gallery(meshes, named, height)

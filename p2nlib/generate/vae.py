@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from p2nlib.core import artifacts, paths
 from p2nlib.core.profiles import Profile
-from p2nlib.data import nerf
+from p2nlib.data import nerf, render
 from p2nlib.data.store import Dataset
 
 
@@ -33,10 +33,30 @@ class VaeConfig:
     epochs: int = 400
     batch: int = 32
     std_floor: float = 0.05   # of the tensor's median element std: keeps near-constant elements stable
+    # Reconstruction loss. The paper's: parameter MSE (param_weight 1, function_weight 0). Ours adds a
+    # function-space term: the decoded and the original NeRF compared *as functions* (opacity and
+    # opacity-weighted colour at random points of the box), see :func:`function_loss`.
+    param_weight: float = 1.0
+    function_weight: float = 0.0
+    function_points: int = 1024     # random points per NeRF and step
+    function_samples: int = 32      # samples per ray whose spacing sets the opacity's step δ
 
     @classmethod
-    def from_profile(cls, p: Profile) -> "VaeConfig":
-        return cls(latent_dim=p.clip_embed_dim, hidden=p.vae_hidden, beta=p.vae_beta, epochs=p.vae_epochs)
+    def from_profile(cls, p: Profile, **overrides) -> "VaeConfig":
+        base = dict(latent_dim=p.clip_embed_dim, hidden=p.vae_hidden, beta=p.vae_beta, epochs=p.vae_epochs,
+                    param_weight=p.vae_param_weight, function_weight=p.vae_function_weight,
+                    function_samples=p.samples_per_ray)
+        base.update(overrides)
+        return cls(**base)
+
+    @property
+    def recipe(self) -> str:
+        """The reconstruction loss in words (tables name the recipe they measure)."""
+        if self.function_weight == 0:
+            return "parameter MSE (paper)"
+        if self.param_weight == 0:
+            return "function-space only (ours)"
+        return f"parameter MSE + {self.function_weight:g} × function-space (ours)"
 
 
 class TokenVAE(nn.Module):
@@ -100,14 +120,43 @@ class ParamVAE(nn.Module):
         """Latents (B, 14, latent) -> NeRF parameters (B, ...) per tensor."""
         return self.denormalise([vae.decoder(z[:, i]) for i, vae in enumerate(self.vaes)])
 
-    def loss(self, params) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mse, kl = 0.0, 0.0
+    def loss(self, params, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+        """-> (total, parameter MSE, KL, function-space loss); the function-space term is computed only when
+        ``cfg.function_weight`` > 0 (0 otherwise)."""
+        mse, kl, recs = 0.0, 0.0, []
         for vae, x in zip(self.vaes, self.normalise(params)):
             rec, mu, logvar = vae(x)
+            recs.append(rec)
             mse = mse + (rec - x).pow(2).mean()
             kl = kl + (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean() / x.shape[1]
         mse, kl = mse / len(self.vaes), kl / len(self.vaes)
-        return mse + self.cfg.beta * kl, mse, kl
+        total = self.cfg.param_weight * mse + self.cfg.beta * kl
+        fn = torch.zeros((), device=mse.device)
+        if self.cfg.function_weight > 0:
+            fn = function_loss(self.denormalise(recs), params, self.spec, self.cfg.function_points,
+                               self.cfg.function_samples, generator)
+            total = total + self.cfg.function_weight * fn
+        return total, mse, kl, fn
+
+
+def function_loss(decoded: dict[str, torch.Tensor], original: dict[str, torch.Tensor], spec: nerf.NerfSpec,
+                  points: int = 1024, samples: int = 32, generator: torch.Generator | None = None) -> torch.Tensor:
+    """How differently two batches of NeRFs render, compared as functions rather than parameter vectors.
+
+    At ``points`` uniform random points of the object box (the same points for both), the mean squared
+    difference of opacity ``α = 1 - exp(-σ δ)`` plus that of opacity-weighted colour ``α · rgb``, with ``δ``
+    the box diagonal over ``samples`` (the renderer's step). Zero for identical NeRFs; gradients flow
+    into ``decoded`` only.
+    """
+    ref = next(iter(decoded.values()))
+    b = ref.shape[0]
+    x = (torch.rand(b, points, 3, generator=generator, device="cpu").to(ref.device) - 0.5) * (2 * render.BOX)
+    delta = math.sqrt(3.0) * 2 * render.BOX / samples
+    s1, c1 = nerf.forward(decoded, x, spec.freqs)
+    with torch.no_grad():
+        s0, c0 = nerf.forward({k: v.to(ref.device) for k, v in original.items()}, x, spec.freqs)
+    a1, a0 = 1 - torch.exp(-s1 * delta), 1 - torch.exp(-s0 * delta)
+    return (a1 - a0).pow(2).mean() + (a1[..., None] * c1 - a0[..., None] * c0).pow(2).mean()
 
 
 def train(params: dict[str, torch.Tensor], spec: nerf.NerfSpec, cfg: VaeConfig, device="cpu",
@@ -121,22 +170,24 @@ def train(params: dict[str, torch.Tensor], spec: nerf.NerfSpec, cfg: VaeConfig, 
     n = next(iter(params.values())).shape[0]
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs, eta_min=cfg.lr * 0.05)
-    hist = {"epoch": [], "loss": [], "mse": [], "kl": [], "val_mse": []}
+    hist = {"epoch": [], "loss": [], "mse": [], "kl": [], "function": [], "val_mse": []}
+    points = torch.Generator().manual_seed(seed + 1)       # the function-space term's random points
     t0 = time.perf_counter()
     for epoch in tqdm(range(cfg.epochs), desc="VAE", disable=not progress, mininterval=2):
         perm = torch.randperm(n, device=device)
-        tot = [0.0, 0.0, 0.0]
+        tot = [0.0, 0.0, 0.0, 0.0]
         for s in range(0, n, cfg.batch):
             idx = perm[s:s + cfg.batch]
-            loss, mse, kl = model.loss({k: v[idx] for k, v in params.items()})
+            terms = model.loss({k: v[idx] for k, v in params.items()}, points)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            terms[0].backward()
             opt.step()
-            for j, v in enumerate((loss, mse, kl)):
+            for j, v in enumerate(terms):
                 tot[j] += v.item() * len(idx) / n
         sched.step()
         hist["epoch"].append(epoch)
-        hist["loss"].append(tot[0]), hist["mse"].append(tot[1]), hist["kl"].append(tot[2])
+        for j, name in enumerate(("loss", "mse", "kl", "function")):
+            hist[name].append(tot[j])
         hist["val_mse"].append(param_mse(model, val_params) if val_params is not None else float("nan"))
     model.eval()
     return model.cpu(), {"history": hist, "seconds": time.perf_counter() - t0}

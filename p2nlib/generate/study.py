@@ -1,0 +1,175 @@
+"""What stages 1 and 2 need to generalise: one lever at a time, measured on the dataset's test split.
+
+Each :class:`Variant` is the profile's stage-1 config with one change (the reconstruction loss, its
+weight, the number of training NeRFs, the KL weight, the latent size). For each, a VAE is trained on
+the train split (cached on disk by what produced it) and measured by
+
+* reconstruction: decoded vs ground-truth views and vs the original NeRF's views, test and train
+  split (the train–test gap shows memorisation);
+* generation (for variants with ``aligner=True``): an alignment Transformer trained on that VAE's
+  latents maps the CLIP embedding of an *unseen* view (the prompt pose of 05) to a NeRF; PSNR vs
+  ground truth and CLIP similarity at the evaluation poses, next to decoding the *true* latent means
+  (the VAE's share of the error) so the aligner's share is visible.
+
+The study runs in notebook 07; the recipe the book adopts is the profile's (``vae_param_weight``,
+``vae_function_weight``), and the paper's (parameter MSE only) is always a row. The data-size, KL and
+latent-size rows vary our recipe (:data:`OURS`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from p2nlib.core import artifacts, paths
+from p2nlib.core.profiles import Profile
+from p2nlib.eval import metrics, stages
+from p2nlib.eval import views as ev
+from p2nlib.generate import align, vae
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    lever: str
+    vae: dict = field(default_factory=dict)      # VaeConfig overrides
+    per_category: int | None = None              # training NeRFs per category (None: the whole train split)
+    aligner: bool = False                        # also train an aligner and measure generation
+
+
+#: the function-space recipe the study measures (parameter MSE + 100 × function-space term)
+OURS = {"param_weight": 1.0, "function_weight": 100.0}
+
+
+def variants(p: Profile) -> list[Variant]:
+    """The study's rows for a profile: the paper's recipe; ours (the function-space term added) and the
+    function-space term alone; then, on our recipe, data size (two smaller training sets; the full one is
+    ours' row), KL weight and latent size."""
+    per = p.objects_per_category
+    sizes = sorted({max(2, per // 3), max(2, (2 * per) // 3)})
+    return [
+        Variant("paper: parameter MSE", "loss", {"param_weight": 1.0, "function_weight": 0.0}, aligner=True),
+        Variant("ours: param + 100 × function", "loss", OURS, aligner=True),
+        Variant("function-space only", "loss", {"param_weight": 0.0, "function_weight": 100.0}),
+        *[Variant(f"ours, {n} NeRFs per category", "data size", OURS, per_category=n) for n in sizes],
+        Variant("ours, KL weight × 10", "KL weight", {**OURS, "beta": 10 * p.vae_beta}),
+        Variant("ours, latent size ÷ 2", "latent size", {**OURS, "latent_dim": p.clip_embed_dim // 2}),
+    ]
+
+
+def train_indices(ds, per_category: int | None) -> list[int]:
+    """The train split, or its first ``per_category`` scenes of each category."""
+    if per_category is None:
+        return ds.indices("train")
+    cats = sorted({o["category"] for o in ds.objects})
+    return sorted(i for c in cats for i in ds.indices("train", c)[:per_category])
+
+
+def _cached_part(p: Profile, name: str, key: dict, make, build):
+    """Train-once storage of a study part (a VAE or an aligner) through :func:`artifacts.cached`."""
+    def compute():
+        t0 = time.perf_counter()
+        model = make()
+        return model.state_dict(), {"seconds": time.perf_counter() - t0}
+
+    state, data = artifacts.cached(paths.stage_dir(p.name, "study"), name, key, compute)
+    model = build()
+    model.load_state_dict(state)
+    return model.eval(), data["seconds"]
+
+
+def train_variant(v: Variant, p: Profile, ds, device="cpu", seed: int = 0) -> tuple[vae.ParamVAE, float, list[int]]:
+    """The variant's VAE, trained on its training scenes (cached). Returns (model, training seconds, indices)."""
+    cfg = vae.VaeConfig.from_profile(p, **v.vae)
+    idx = train_indices(ds, v.per_category)
+    key = {"profile": p.name, "config": dataclasses.asdict(cfg), "dataset": ds.fingerprint, "train": idx,
+           "seed": seed, "code": artifacts.code_digest(vae)}
+    model, seconds = _cached_part(
+        p, "vae", key, lambda: vae.train(ds.select(idx), ds.spec, cfg, device=device, seed=seed, progress=False)[0],
+        lambda: vae.ParamVAE(ds.spec, cfg))
+    model.weights_sha256 = artifacts.key_digest(key)
+    return model, seconds, idx
+
+
+def train_aligner(model: vae.ParamVAE, p: Profile, ds, cache: torch.Tensor, idx: list[int], device="cpu",
+                  seed: int = 0) -> tuple[align.Aligner, float]:
+    """An aligner from the CLIP embeddings of the scenes ``idx`` to this VAE's latent means (cached)."""
+    cfg = align.AlignConfig.from_profile(p)
+    cfg = dataclasses.replace(cfg, latent_dim=model.cfg.latent_dim)
+    key = {"profile": p.name, "config": dataclasses.asdict(cfg), "vae": model.weights_sha256, "train": idx,
+           "embeddings": artifacts.tensor_digest(cache), "seed": seed, "code": artifacts.code_digest(align)}
+
+    def make():
+        with torch.no_grad():
+            latents, _ = model.encode(ds.select(idx))
+        return align.train(cache[idx], latents, cfg, device=device, seed=seed, progress=False)[0]
+
+    return _cached_part(p, "align", key, make, lambda: align.Aligner(cfg))
+
+
+def reconstruction(model: vae.ParamVAE, ds, p: Profile, idx: list[int]) -> dict[str, float]:
+    """Mean PSNR of decoded NeRFs vs ground truth and vs the original NeRFs (held-out views)."""
+    return stages.render_psnrs(vae.reconstruct(model, ds.select(idx)), ds, p, idx)
+
+
+def generation(model: vae.ParamVAE, aligner: align.Aligner | None, encoder, ds, p: Profile,
+               idx: list[int]) -> dict[str, float]:
+    """From the prompt view (not among the embedding cache's views): the aligner's NeRF and the NeRF decoded
+    from the true latent means, each by PSNR vs ground truth and CLIP similarity at the evaluation poses."""
+    objs = ds.world_objects(idx)
+    n = p.eval_views
+    gt = ev.gt_views(objs, p, n)
+    out = {}
+    with torch.no_grad():
+        mu, _ = model.encode(ds.select(idx))
+        sets = {"true latents": model.decode(mu)}
+        if aligner is not None:
+            emb = encoder.encode_images(ev.prompt_images(objs, p))
+            sets["aligner"] = model.decode(aligner.generate(emb))
+    for name, params in sets.items():
+        views = ev.render_views(params, ds.spec, p, n)
+        out[f"{name}: PSNR vs GT (dB)"] = float(metrics.psnr(views, gt, (1, 2, 3, 4)).mean())
+        out[f"{name}: CLIP similarity"] = float(metrics.image_similarity(encoder, views, gt).mean())
+    return out
+
+
+def run(p: Profile, ds, encoder, cache: torch.Tensor, device="cpu", seed: int = 0,
+        progress: bool = True) -> pd.DataFrame:
+    """Every variant of :func:`variants`: one row each with its lever, recipe, training scenes and seconds,
+    reconstruction PSNRs (test, train, the gap) and, where trained, generation from the unseen view."""
+    from tqdm.auto import tqdm
+
+    test_idx = ds.indices("test")
+    rows = []
+    for v in tqdm(variants(p), desc="stage-1/2 study", disable=not progress):
+        model, seconds, idx = train_variant(v, p, ds, device, seed)
+        rec_test = reconstruction(model, ds, p, test_idx)
+        rec_train = reconstruction(model, ds, p, idx[:p.eval_train_cap])
+        row = {"variant": v.name, "lever": v.lever, "recipe": model.cfg.recipe, "train NeRFs": len(idx),
+               "VAE seconds": round(seconds, 1),
+               "recon test vs GT (dB)": rec_test["PSNR vs ground truth (dB)"],
+               "recon test vs original (dB)": rec_test["PSNR vs original NeRF (dB)"],
+               "recon train vs GT (dB)": rec_train["PSNR vs ground truth (dB)"]}
+        row["train - test gap (dB)"] = row["recon train vs GT (dB)"] - row["recon test vs GT (dB)"]
+        aligner = None
+        if v.aligner:
+            aligner, a_seconds = train_aligner(model, p, ds, cache, idx, device, seed)
+            row["aligner seconds"] = round(a_seconds, 1)
+        row.update(generation(model, aligner, encoder, ds, p, test_idx))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def original_nerfs(ds, p: Profile) -> dict[str, float]:
+    """The ceiling: the fitted test NeRFs themselves vs ground truth, at the study's poses."""
+    idx = ds.indices("test")
+    gt = ev.gt_views(ds.world_objects(idx), p, p.eval_views)
+    views = ev.render_views(ds.select(idx), ds.spec, p, p.eval_views)
+    return {"fitted NeRFs: PSNR vs GT (dB)": float(metrics.psnr(views, gt, (1, 2, 3, 4)).mean()),
+            "mean NeRF: PSNR vs GT (dB)": float(metrics.psnr(
+                ev.render_views({k: v.mean(0, keepdim=True).expand_as(v) for k, v in ds.select(idx).items()},
+                                ds.spec, p, p.eval_views), gt, (1, 2, 3, 4)).mean())}
+
