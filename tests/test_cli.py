@@ -213,24 +213,13 @@ def test_first_and_warm_timings_are_separate():
 # --- the trained tiny pipeline through the command line ---------------------------------------------
 
 @pytest.mark.slow
-def test_generate_meshes_gif_params_and_json(tmp_path, capsys):
+def test_generate_meshes_gif_params_and_json(tmp_path, capsys, tiny_artifacts):
     import trimesh
 
-    from p2nlib import clip
-    from p2nlib.data import store
-    from p2nlib.generate import align, mesh, vae
-
-    P = get_profile("tiny")
-    ds = store.build(P, progress=False)
-    enc, _ = clip.get_or_train(P, progress=False)
-    cache = clip.embedding_cache(P, enc, progress=False)
-    model_vae, _ = vae.train(ds.params, ds.spec, vae.VaeConfig.from_profile(P), progress=False)
-    vae.save(model_vae, P, ds)
-    lat, _ = model_vae.encode(ds.params)
-    aligner, _ = align.train(cache.image, lat.detach(), align.AlignConfig.from_profile(P), progress=False)
-    align.save(aligner, P, align.provenance(ds, cache, model_vae))
+    from p2nlib.generate import mesh
 
     pipe = pipeline.Prompt2NeRF.load("tiny", "cpu")
+    enc = pipe.encoder
     gen = pipe.from_text("a brown table")
     # the tiny profile's NeRFs are faint: draw the surface at half the generated NeRF's peak density
     level = f"{float(mesh.density_grid(gen.params, pipe.spec, 32).max()) / 2:.4g}"

@@ -161,3 +161,14 @@ def test_viewer_figures(ball_mesh):
     assert len(gal.data) == 2 and gal.layout.scene2.aspectmode == "cube"
     with pytest.raises(ValueError, match="titles"):
         viewer.mesh_gallery([ball_mesh], ["a", "b"])
+
+
+def test_nerf_gallery_draws_faint_nerfs_at_half_their_peak():
+    from p2nlib.book import viewer
+
+    sharp, faint = ball_nerf(), ball_nerf(threshold=1.0, sharp=20.0)     # the second never reaches density 22
+    with pytest.raises(InputError, match="no surface"):
+        mesh.extract_mesh(faint, SPEC, resolution=24)
+    fig = viewer.nerf_gallery([sharp, faint], SPEC, ["sharp", "faint"], resolution=24)
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0] == "sharp" and titles[1].startswith("faint (faint: density") and len(fig.data) == 2

@@ -7,26 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from p2nlib import clip
 from p2nlib.core import paths
-from p2nlib.core.profiles import get_profile
-from p2nlib.data import store
-
-from p2nlib.generate import align, cli, pipeline, vae
+from p2nlib.generate import cli, pipeline
 
 
 @pytest.mark.slow
-def test_tiny_pipeline_end_to_end(tmp_path, capsys):
-    P = get_profile("tiny")
-    ds = store.build(P, progress=False)
-    enc, _ = clip.get_or_train(P, progress=False)
-    cache = clip.embedding_cache(P, enc, progress=False)
-    model_vae, _ = vae.train(ds.params, ds.spec, vae.VaeConfig.from_profile(P), progress=False)
-    vae.save(model_vae, P, ds)
-    lat, _ = model_vae.encode(ds.params)
-    aligner, _ = align.train(cache.image, lat.detach(), align.AlignConfig.from_profile(P), progress=False)
-    align.save(aligner, P, align.provenance(ds, cache, model_vae))
-
+def test_tiny_pipeline_end_to_end(tmp_path, capsys, monkeypatch, tiny_artifacts):
+    _, ds, cache = tiny_artifacts
     pipe = pipeline.Prompt2NeRF.load("tiny", "cpu")
     gen = pipe.from_text("a brown table")
     assert gen.scene["object_id"] in {o["object_id"] for o in ds.objects}
@@ -54,7 +41,8 @@ def test_tiny_pipeline_end_to_end(tmp_path, capsys):
     assert "nearest training scene" in capsys.readouterr().out
     assert cli.main(["generate", "--image", str(img), "--out", str(tmp_path / "i.gif"), "--profile", "tiny"]) == 0
 
-    # artifacts of another profile are refused with a clear message
-    shutil.copytree(paths.artifacts_dir("tiny"), paths.artifacts_dir("small"), dirs_exist_ok=True)
+    # artifacts of another profile are refused with a clear message (a copy: the shared parts stay as they are)
+    shutil.copytree(paths.artifacts_dir("tiny"), tmp_path / "copy" / "small")
+    monkeypatch.setenv("P2N_ARTIFACTS", str(tmp_path / "copy"))
     assert cli.main(["generate", "--text", "a chair", "--out", str(tmp_path / "x.gif"), "--profile", "small"]) == 2
     assert "belongs to profile 'tiny'" in capsys.readouterr().err

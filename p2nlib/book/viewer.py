@@ -88,5 +88,5 @@ def nerf_gallery(nerfs: Sequence[dict], spec, titles: Sequence[str], resolution:
         peak = float(mesh.density_grid(params, spec, resolution).max())
         level = mesh.DEFAULT_THRESHOLD if peak > mesh.DEFAULT_THRESHOLD else peak / 2
         meshes.append(mesh.extract_mesh(params, spec, resolution=resolution, threshold=level))
-        named.append(title if level == mesh.DEFAULT_THRESHOLD else f"{title} (faint: density {level:.2g})")
+        named.append(title if level == mesh.DEFAULT_THRESHOLD else f"{title} (faint: surface at density {level:.2g})")
     return mesh_gallery(meshes, named, height)
