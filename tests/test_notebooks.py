@@ -90,3 +90,17 @@ def test_failed_notebook_keeps_others(tmp_path, capsys):
     after = json.loads((figures / "claims.json").read_text())
     assert {c["id"] for c in after["claims"]} == {"good.value", "bad.value"}
     assert (figures / "good.png").exists() and (src / "01_bad.ipynb").read_text() == committed_bad
+
+
+def test_saved_notebooks_keep_one_line_per_progress_bar():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stderr", text="\rfit:   0%|   | 0/9"),
+        nbformat.v4.new_output("stream", name="stderr", text="\rfit:  50%|█  | 4/9"),
+        nbformat.v4.new_output("stream", name="stderr", text="\rfit: 100%|███| 9/9\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="done\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="\rtmp: 50%\r          \r"),   # a bar cleared on exit
+    ])])
+    outs = runner.strip_progress(nb).cells[0].outputs
+    assert [(o.name, o.text) for o in outs] == [("stderr", "fit: 100%|███| 9/9\n"), ("stdout", "done\n")]

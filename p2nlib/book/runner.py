@@ -53,7 +53,8 @@ def strip_injected(nb):
 def terminal_view(text: str) -> str:
     """What a terminal would show of ``text``: of each line only what follows its last carriage return, so a
     progress bar redrawn in place leaves one line (its final state) in the saved notebook."""
-    return "\n".join(([part for part in line.split("\r") if part] or [""])[-1] for line in text.split("\n"))
+    shown = (([part for part in line.split("\r") if part] or [""])[-1] for line in text.split("\n"))
+    return "\n".join(line for line in shown if line == "" or line.strip())     # a bar cleared on exit: gone
 
 
 def strip_progress(nb):
@@ -71,7 +72,8 @@ def strip_progress(nb):
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
                 out["text"] = terminal_view(out["text"])
         if "outputs" in cell:
-            cell["outputs"] = merged
+            cell["outputs"] = [o for o in merged if not (o.get("output_type") == "stream" and o.get("name") == "stderr"
+                                                         and not o["text"].strip())]
     return nb
 
 
