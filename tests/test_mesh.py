@@ -171,4 +171,4 @@ def test_nerf_gallery_draws_faint_nerfs_at_half_their_peak():
         mesh.extract_mesh(faint, SPEC, resolution=24)
     fig = viewer.nerf_gallery([sharp, faint], SPEC, ["sharp", "faint"], resolution=24)
     titles = [a.text for a in fig.layout.annotations]
-    assert titles[0] == "sharp" and titles[1].startswith("faint (faint: density") and len(fig.data) == 2
+    assert titles[0] == "sharp" and titles[1].startswith("faint (faint: surface at density") and len(fig.data) == 2
