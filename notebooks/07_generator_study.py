@@ -27,7 +27,11 @@
 #   compares the decoded NeRF with the original **as functions** — opacity `α = 1 − exp(−σδ)` and
 #   opacity-weighted colour at random points of the object box (`p2nlib.generate.vae.function_loss`);
 #   with two weights, and without the parameter term;
-# * **the data**: fewer training NeRFs per category (a curve over three sizes, on our recipe);
+# * **the data**: fewer training NeRFs per category (a curve over three sizes, on our recipe), and
+#   how the NeRFs are fitted: refitted with a *proximal* pull toward the shared template after every
+#   Adam step (`FitConfig.proximal`, ours; the paper's own argument for a shared initialisation pushed
+#   further), on the smallest size so that it is compared with that size's row; its cost shows in the
+#   fitting PSNR and its effect in the distance to the template;
 # * **the KL weight** and **the latent size** (on our recipe);
 # * **stage 2**: the aligner's error separated from the VAE's, by decoding the *true* latent means
 #   of the test NeRFs next to the aligner's prediction from an unseen view.
@@ -35,7 +39,8 @@
 # Each row is measured by reconstruction PSNR (vs the ground truth and vs the original NeRF, test
 # and train, and their gap) and, for the loss rows, by generation from the prompt view of chapter 05
 # (PSNR vs ground truth and CLIP similarity). The recipe the book adopts is the profile's
-# (`vae_param_weight`, `vae_function_weight`); the paper's recipe is always a row.
+# (`vae_param_weight`, `vae_function_weight`); the paper's recipe is always a row. The adopted
+# recipe's row is chapter 03's VAE itself (same config and training scenes), not a second training.
 
 # %% tags=["parameters"]
 import os

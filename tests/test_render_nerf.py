@@ -98,3 +98,21 @@ def test_fit_config_rejects_zero_views():
 
     with pytest.raises(ValueError, match="views must be positive"):
         fit.FitConfig.from_profile(dataclasses.replace(PROFILES["tiny"], train_views=0))
+
+
+def test_proximal_fit_stays_nearer_the_template_and_still_fits():
+    import dataclasses
+
+    from p2nlib.data import world
+
+    spec = nerf.NerfSpec.from_profile(PROFILES["tiny"])
+    cfg = fit.FitConfig.from_profile(PROFILES["tiny"])
+    objs = [world.make_object("chair", i, 0) for i in range(2)]
+    plain = fit.fit(objs, spec, cfg, progress=False)
+    near = fit.fit(objs, spec, dataclasses.replace(cfg, proximal=20.0), progress=False)
+    d_plain, d_near = fit.template_distance(plain.params, spec), fit.template_distance(near.params, spec)
+    assert (d_near < d_plain).all(), (d_near, d_plain)
+    assert (d_plain > 0).all()
+    assert (near.psnr_heldout > 8).all()      # still a fit, not the template
+    # the paper's recipe (no pull) keeps the config, and so the dataset records, it always had
+    assert "proximal" not in cfg.to_dict() and dataclasses.replace(cfg, proximal=1.0).to_dict()["proximal"] == 1.0

@@ -66,6 +66,15 @@ class Chapter:
         self.cfg = OptimConfig.from_profile(self.P)
         self.rng = random.Random(self.seed)
 
+    @property
+    def ours(self) -> str:
+        """Which generator "Ours" is, for captions: the stage-1 recipe it was trained with."""
+        return f"Ours = the one-pass generator, stage 1 trained with {self.pipe.vae.cfg.recipe}"
+
+    def _named(self, recs: list[dict]) -> list[dict]:
+        """Claims whose notes say which stage-1 recipe "Ours" was trained with."""
+        return [{**r, "note": f"{r['note']}; stage 1: {self.pipe.vae.cfg.recipe}"} for r in recs]
+
     def render(self, params, poses: torch.Tensor, size: int | None = None) -> torch.Tensor:
         """(B, V, S, S, 3) renders of NeRFs at ``poses`` (default size: the CLIP render size)."""
         return fit.render_nerfs(params, self.spec, poses, size or self.P.clip_image_size, self.P.samples_per_ray).cpu()
@@ -166,7 +175,8 @@ class InDistribution(Chapter):
             f"Image baseline, {self.img_runs.result.cap} iterations (test subset)":
                 [baseline("final", "similarity"), baseline("final", "frechet"), f"{n} × {n_sub}"],
         }, index=["CLIP similarity", fd_name, "images per set (scenes × views)"])
-        caption = f"Table 1 (CLIP similarity; {fd_name}; baseline: mean ± std over {len(self.seeds)} seeds)"
+        caption = (f"Table 1 (CLIP similarity; {fd_name}; baseline: mean ± std over {len(self.seeds)} seeds; "
+                   f"{self.ours})")
         return table, caption
 
     # ---------------------------------------------------------------- Figures 2 and 3
@@ -234,7 +244,7 @@ class InDistribution(Chapter):
                        "baseline converged: iterations": mean_std(r.iterations, 0),
                        "baseline converged: time (s)": mean_std(r.seconds_converged, 1)}
         caption = (f"Table 2 (text–image CLIP similarity over {self.cfg.check_views} views; baseline mean ± std over "
-                   f"{len(self.seeds)} seeds; wall time on this machine)")
+                   f"{len(self.seeds)} seeds; wall time on this machine; {self.ours})")
         return pd.DataFrame(rows).T, caption
 
     def text_vs_baseline(self) -> dict:
@@ -277,7 +287,7 @@ class InDistribution(Chapter):
         bud = t.groupby("prompt")[f"sim_at_{self.budget}"].mean()
         speed = float(t.seconds_converged.median() / np.median([g.seconds for g in self.ours_text]))
         fd_name = sc["test"]["metric"]
-        return [
+        return self._named([
             dict(id="id.image.sim_train", value=round(sc["train"]["similarity"], 4), holds=None,
                  note=f"{len(self.train_idx)} train scenes × {sc['train']['views']} views"),
             dict(id="id.image.sim_test", value=round(sc["test"]["similarity"], 4), holds=bool(close and beats),
@@ -306,7 +316,7 @@ class InDistribution(Chapter):
                  holds=bool(speed > claims.bar("id.text.speedup_wall_time")),
                  note="median baseline wall time to convergence / median ours (prompt → parameters); holds above "
                       f"{claims.bar('id.text.speedup_wall_time'):g}×"),
-        ]
+        ])
 
 
 # ======================================================================================================
@@ -412,7 +422,8 @@ class OutOfDistribution(Chapter):
 
     def table_header(self, modality: str) -> str:
         sel = self.runs[self.runs.modality == modality]
-        return (f"mean ± std over {len(self.seeds)} seeds (best seed in brackets); runs that did not converge count "
+        return (f"{self.ours}; mean ± std over {len(self.seeds)} seeds (best seed in brackets); runs that did not "
+                f"converge count "
                 f"at the cap ({self.text_runs.result.cap} iterations): converged {int(sel.converged.sum())} of "
                 f"{len(sel)} runs")
 
@@ -496,7 +507,7 @@ class OutOfDistribution(Chapter):
         text_rows = s.loc["text"]
         nrs_di = float(text_rows["NRS - DI similarity (conv.)"].mean())
         conv_s = self.runs[self.runs.init == "S"].converged.mean()
-        return [
+        return self._named([
             dict(id="ood.speedup_vs_scratch", value=round(sp_s, 2), holds=bool(sp_s >= claims.bar("ood.speedup_vs_scratch")),
                  note=f"median over {len(s)} prompts of S / Ours (NRS) iterations by the supplement VI test "
                       f"(eps {self.cfg.eps:g}, k {self.cfg.k}); {conv_s:.0%} of S runs converged; time-to-95%-quality "
@@ -515,4 +526,4 @@ class OutOfDistribution(Chapter):
             dict(id="ablation.nrs_minus_di_sim", value=round(nrs_di, 4),
                  holds=bool(nrs_di > claims.bar("ablation.nrs_minus_di_sim")),
                  note=f"text prompts, mean over {len(text_rows)} prompts of median over seeds"),
-        ]
+        ])

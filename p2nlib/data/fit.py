@@ -40,6 +40,10 @@ class FitConfig:
     rays: int
     lr: float
     warm_points: int = 2048
+    # Ours, not the paper's (0 = off): a proximal pull toward the shared template while fitting. After each
+    # Adam step, theta <- theta - lr_t * proximal * (theta - theta_template) (a decoupled decay toward the
+    # template rather than toward zero), so similar objects keep similar weights.
+    proximal: float = 0.0
 
     @classmethod
     def from_profile(cls, p: Profile) -> "FitConfig":
@@ -49,7 +53,10 @@ class FitConfig:
                    p.fit_steps, p.rays_per_step, p.fit_lr)
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        if not d["proximal"]:          # the paper's recipe: absent, so its datasets keep their fingerprint
+            d.pop("proximal")
+        return d
 
 
 @dataclass
@@ -112,6 +119,22 @@ def _warm_pool(objects, n: int, device, gen: torch.Generator) -> tuple[torch.Ten
     return pool.to(device), s.to(device), c.to(device)
 
 
+@torch.no_grad()
+def _proximal_step(params: dict[str, torch.Tensor], template: dict[str, torch.Tensor] | None, rate: float) -> None:
+    """theta <- theta - rate * (theta - template), in place (nothing when there is no template)."""
+    if template is not None and rate:
+        for k, v in params.items():
+            v.sub_(rate * (v - template[k]))
+
+
+def template_distance(params: dict[str, torch.Tensor], spec: nerf.NerfSpec, seed: int = 0) -> torch.Tensor:
+    """Per NeRF, the root-mean-square distance of its parameters from the shared template (B,)."""
+    tpl = nerf.init_params(spec, 1, "shared", seed)
+    sq = sum((v.float().cpu() - tpl[k]).pow(2).flatten(1).sum(1) for k, v in params.items())
+    n = sum(v[0].numel() for v in params.values())
+    return (sq / n).sqrt()
+
+
 def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed: int = 0,
         device: torch.device | str = "cpu", progress: bool = True, log_every: int = 25) -> FitResult:
     """Fit one NeRF per object, all at once. Returns parameters, held-out PSNR and curves."""
@@ -126,6 +149,7 @@ def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed
     o, d = cameras.rays(train_poses(cfg), cfg.image_size)                                      # (V,P,3)
     o, d, gt_flat = o.reshape(-1, 3).to(device), d.reshape(-1, 3).to(device), gt.reshape(B, -1, 3)
     params = {k: v.requires_grad_(True) for k, v in nerf.init_params(spec, B, init, seed, device).items()}
+    template = nerf.init_params(spec, 1, "shared", seed, device) if cfg.proximal else None
     opt = torch.optim.Adam(params.values(), lr=cfg.lr)
     field_ = nerf_field(params, spec)
     hist: dict[str, list] = {"phase": [], "step": [], "loss": [], "psnr": []}
@@ -146,6 +170,7 @@ def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            _proximal_step(params, template, cfg.lr * cfg.proximal)
             if step % log_every == 0 or step == cfg.warmup_steps - 1:
                 hist["phase"].append("warm"); hist["step"].append(step)
                 hist["loss"].append(loss.item() / B); hist["psnr"].append(float("nan"))
@@ -161,6 +186,7 @@ def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed
         opt.zero_grad(set_to_none=True)
         mse.sum().backward()
         opt.step()
+        _proximal_step(params, template, sched.get_last_lr()[0] * cfg.proximal)
         sched.step()
         if step % log_every == 0 or step == cfg.fit_steps - 1:
             hist["phase"].append("photo"); hist["step"].append(cfg.warmup_steps + step)

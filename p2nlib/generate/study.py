@@ -38,16 +38,22 @@ class Variant:
     vae: dict = field(default_factory=dict)      # VaeConfig overrides
     per_category: int | None = None              # training NeRFs per category (None: the whole train split)
     aligner: bool = False                        # also train an aligner and measure generation
+    proximal: float = 0.0                        # refit the scenes with this pull toward the template
 
 
 #: the function-space recipe the study measures (parameter MSE + 100 × function-space term)
 OURS = {"param_weight": 1.0, "function_weight": 100.0}
 
 
+#: the proximal pull toward the template of the "proximal fitting" row (see :class:`p2nlib.data.fit.FitConfig`)
+PROXIMAL = 1.0
+
+
 def variants(p: Profile) -> list[Variant]:
     """The study's rows for a profile: the paper's recipe; ours (the function-space term added) and the
     function-space term alone; then, on our recipe, data size (two smaller training sets; the full one is
-    ours' row), KL weight and latent size."""
+    ours' row), the dataset refitted with a proximal pull toward the template (on the smaller set, to be
+    compared with that set's row), KL weight and latent size."""
     per = p.objects_per_category
     sizes = sorted({max(2, per // 3), max(2, (2 * per) // 3)})
     return [
@@ -55,6 +61,8 @@ def variants(p: Profile) -> list[Variant]:
         Variant("ours: param + 100 × function", "loss", OURS, aligner=True),
         Variant("function-space only", "loss", {"param_weight": 0.0, "function_weight": 100.0}),
         *[Variant(f"ours, {n} NeRFs per category", "data size", OURS, per_category=n) for n in sizes],
+        Variant(f"ours, {sizes[0]} per category, proximal fitting", "dataset fitting", OURS,
+                per_category=sizes[0], proximal=PROXIMAL),
         Variant("ours, KL weight × 10", "KL weight", {**OURS, "beta": 10 * p.vae_beta}),
         Variant("ours, latent size ÷ 2", "latent size", {**OURS, "latent_dim": p.clip_embed_dim // 2}),
     ]
@@ -81,10 +89,59 @@ def _cached_part(p: Profile, name: str, key: dict, make, build):
     return model.eval(), data["seconds"]
 
 
+def proximal_dataset(p: Profile, ds, idx: list[int], strength: float, device="cpu", seed: int = 0,
+                     progress: bool = True):
+    """``ds`` with the scenes ``idx`` refitted from the shared template with a proximal pull of ``strength``
+    toward it (:class:`p2nlib.data.fit.FitConfig`), in chunks of the profile's fitting batch; cached.
+
+    Returns a :class:`~p2nlib.data.store.Dataset` whose rows ``idx`` (and only those) are the new fits,
+    whose fingerprint is theirs, and whose objects' ``psnr_heldout`` are the new fits' held-out PSNRs.
+    """
+    from p2nlib.data import fit, nerf
+
+    cfg = dataclasses.replace(fit.FitConfig.from_profile(p), proximal=strength)
+    key = {"profile": p.name, "fit": cfg.to_dict(), "dataset": ds.fingerprint, "scenes": idx, "seed": seed,
+           "code": artifacts.code_digest(fit)}
+
+    def compute():
+        spec, objs, parts, psnrs = ds.spec, ds.world_objects(idx), [], []
+        for s in range(0, len(idx), p.fit_batch):
+            res = fit.fit(objs[s:s + p.fit_batch], spec, cfg, seed=seed + idx[s], device=device, progress=progress)
+            parts.append(res.params)
+            psnrs += res.psnr_heldout.tolist()
+        return {k: torch.cat([q[k] for q in parts]) for k in nerf.PARAM_NAMES}, {"psnr_heldout": psnrs}
+
+    fitted, data = artifacts.cached(paths.stage_dir(p.name, "study"), "proximal", key, compute)
+    params = {k: v.clone() for k, v in ds.params.items()}
+    for k in params:
+        params[k][torch.as_tensor(idx)] = fitted[k]
+    objects = [dict(o) for o in ds.objects]
+    for i, q in zip(idx, data["psnr_heldout"]):
+        objects[i]["psnr_heldout"] = q
+    manifest = {**ds.manifest, "objects": objects,
+                "checksums": {**ds.manifest["checksums"], "params.safetensors": artifacts.tensor_digest(params)}}
+    return dataclasses.replace(ds, manifest=manifest, params=params)
+
+
+def _book_vae(p: Profile, ds, cfg: vae.VaeConfig, idx: list[int]) -> vae.ParamVAE | None:
+    """Chapter 03's VAE when it is exactly this variant (same config, dataset and training scenes), else None."""
+    from p2nlib.core.errors import ArtifactError
+
+    try:
+        model = vae.load(p, ds)
+    except ArtifactError:
+        return None
+    same = model.cfg == cfg and model.trained_on == idx and model.train_seconds is not None
+    return model if same else None
+
+
 def train_variant(v: Variant, p: Profile, ds, device="cpu", seed: int = 0) -> tuple[vae.ParamVAE, float, list[int]]:
-    """The variant's VAE, trained on its training scenes (cached). Returns (model, training seconds, indices)."""
+    """The variant's VAE, trained on its training scenes (cached; chapter 03's VAE when it is this variant).
+    Returns (model, training seconds, indices)."""
     cfg = vae.VaeConfig.from_profile(p, **v.vae)
     idx = train_indices(ds, v.per_category)
+    if seed == 0 and (book := _book_vae(p, ds, cfg, idx)) is not None:
+        return book, book.train_seconds, idx
     key = {"profile": p.name, "config": dataclasses.asdict(cfg), "dataset": ds.fingerprint, "train": idx,
            "seed": seed, "code": artifacts.code_digest(vae)}
     model, seconds = _cached_part(
@@ -142,13 +199,21 @@ def run(p: Profile, ds, encoder, cache: torch.Tensor, device="cpu", seed: int = 
     reconstruction PSNRs (test, train, the gap) and, where trained, generation from the unseen view."""
     from tqdm.auto import tqdm
 
+    from p2nlib.data import fit
+
     test_idx = ds.indices("test")
     rows = []
     for v in tqdm(variants(p), desc="stage-1/2 study", disable=not progress):
-        model, seconds, idx = train_variant(v, p, ds, device, seed)
-        rec_test = reconstruction(model, ds, p, test_idx)
-        rec_train = reconstruction(model, ds, p, idx[:p.eval_train_cap])
+        vds = ds
+        if v.proximal:
+            vds = proximal_dataset(p, ds, train_indices(ds, v.per_category) + test_idx, v.proximal, device, seed,
+                                   progress=False)
+        model, seconds, idx = train_variant(v, p, vds, device, seed)
+        rec_test = reconstruction(model, vds, p, test_idx)
+        rec_train = reconstruction(model, vds, p, idx[:p.eval_train_cap])
         row = {"variant": v.name, "lever": v.lever, "recipe": model.cfg.recipe, "train NeRFs": len(idx),
+               "fit held-out PSNR (dB)": sum(vds.objects[i]["psnr_heldout"] for i in idx) / len(idx),
+               "distance to template": float(fit.template_distance(vds.select(idx), vds.spec).mean()),
                "VAE seconds": round(seconds, 1),
                "recon test vs GT (dB)": rec_test["PSNR vs ground truth (dB)"],
                "recon test vs original (dB)": rec_test["PSNR vs original NeRF (dB)"],
@@ -156,9 +221,9 @@ def run(p: Profile, ds, encoder, cache: torch.Tensor, device="cpu", seed: int = 
         row["train - test gap (dB)"] = row["recon train vs GT (dB)"] - row["recon test vs GT (dB)"]
         aligner = None
         if v.aligner:
-            aligner, a_seconds = train_aligner(model, p, ds, cache, idx, device, seed)
+            aligner, a_seconds = train_aligner(model, p, vds, cache, idx, device, seed)
             row["aligner seconds"] = round(a_seconds, 1)
-        row.update(generation(model, aligner, encoder, ds, p, test_idx))
+        row.update(generation(model, aligner, encoder, vds, p, test_idx))
         rows.append(row)
     return pd.DataFrame(rows).set_index("variant")
 
