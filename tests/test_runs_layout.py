@@ -56,6 +56,12 @@ def test_labelled_runs_select_best_and_table(encoder):
     assert list(table.columns[:3]) == ["prompt", "init", "seed"] and len(table) == 8
     assert (table.iterations == runs.result.cap).all() and not table.converged.any()
     assert mean_std([1.0, 2.0, 3.0]) == "2.000 ± 1.000" and mean_std([float("nan")]) == "n/a"
+    # failed = an empty or uniform scene where the run stopped: blank one run's snapshots, draw a pattern in another
+    runs.result.snapshots[0] = 255
+    runs.result.snapshots[1, :, :4] = 0
+    runs.result.snapshots[1, :, 4:] = 255
+    table = runs.table()
+    assert bool(table.failed[0]) and not bool(table.failed[1])
 
 
 def test_runs_are_cached_by_what_produced_them(encoder, monkeypatch):

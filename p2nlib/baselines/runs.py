@@ -10,6 +10,7 @@ rerun that changes only a figure takes seconds, and any changed input recomputes
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -21,6 +22,10 @@ from p2nlib.baselines import optimize as optimize_module
 from p2nlib.baselines.optimize import OptimConfig, OptimResult, converged_epoch, optimize
 from p2nlib.core import artifacts, paths
 from p2nlib.data import cameras, nerf, render
+
+#: a run whose first check view has a pixel standard deviation below this where it stopped shows an empty
+#: or uniform scene (nothing built, or a fog of one colour): counted as failed
+FAILED_STD = 0.03
 
 
 def mean_std(values, digits: int = 3) -> str:
@@ -47,10 +52,11 @@ class Runs:
         if len(labels) != nerf.check_params(init, spec):
             raise ValueError(f"{len(labels)} label rows for {nerf.check_params(init, spec)} initialisations")
         seeds = [int(lab["seed"]) for lab in labels]
+        own = [m for m in (sys.modules[type(guidance).__module__],) if m is not guidance_module]  # e.g. sds
         key = {"profile": profile, "name": name, "config": asdict(cfg), "spec": spec.to_dict(), "labels": labels,
                "init": artifacts.tensor_digest(init), "targets": artifacts.tensor_digest(targets),
                "guidance": guidance.key(), "encoder": encoder.fingerprint, "stop": stop_at_convergence,
-               "code": artifacts.code_digest(optimize_module, guidance_module, render, nerf, cameras),
+               "code": artifacts.code_digest(optimize_module, guidance_module, render, nerf, cameras, *own),
                "torch": torch.__version__, "device": torch.device(device).type}
 
         def compute():
@@ -102,13 +108,17 @@ class Runs:
     # ------------------------------------------------------------------ tables
     def table(self, budget: int | None = None, quality: list[float] | None = None) -> pd.DataFrame:
         """One row per run: its labels, whether and when the supplement VI test converged (non-converged runs
-        count at the cap), similarity at the start, at convergence and at the end, attributed wall times;
+        count at the cap), whether it failed (an empty or uniform scene where it stopped: the pixel standard
+        deviation of its first check view below :data:`FAILED_STD`), similarity at the start, at convergence
+        and at the end, attributed wall times;
         optionally similarity at a fixed ``budget`` and iterations to reach a ``quality`` level (one per run)."""
         res = self.result
         rows = []
         for r in range(len(self)):
             it = res.iterations[r]
+            shown = res.snapshot_at(r, self.iterations(r))            # check view 0 where the run stopped
             row = {"converged": it is not None, "iterations": self.iterations(r), "sim_init": res.similarity[r][0],
+                   "failed": bool(shown.std((0, 1)).mean() < FAILED_STD),
                    "sim_converged": res.converged_similarity(r), "sim_final": res.final_similarity(r),
                    "seconds_converged": res.seconds_to(r, it), "seconds_total": res.seconds[r]}
             if budget is not None:

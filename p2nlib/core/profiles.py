@@ -69,6 +69,16 @@ class Profile:
     opt_eps_sensitivity: tuple     # other ε values the convergence test is re-run with (05)
     eval_train_cap: int            # training scenes evaluated in render-level tables (03, 04)
     gallery_per_category: int      # test scenes per category in the Figure 2 gallery (05)
+    # diffusion priors trained in the book (stand-ins for Stable Diffusion and Zero-1-to-3; 08_priors)
+    prior_size: int                # image size of both priors (pixels)
+    prior_channels: tuple          # UNet block widths (attention in the last, lowest-resolution block)
+    prior_steps: int               # training steps of each prior
+    prior_batch: int
+    prior_lr: float
+    sds_text_scale: float          # classifier-free guidance scale of text SDS (DreamFusion uses 100 on SD)
+    sds_view_scale: float          # ... of view-conditioned SDS (Zero-1-to-3 uses 3)
+    sds_lr: float                  # Adam learning rate of the SDS baselines (constant)
+    sds_max_epochs: int            # iteration cap of the SDS baselines, in convergence-test epochs
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +97,8 @@ PROFILES: dict[str, Profile] = {
         opt_size=12, opt_samples=12, opt_views=1, opt_lr=3e-3, opt_epoch_iters=5, opt_eps=1e-4, opt_k=2,
         opt_max_epochs=4, opt_check_views=2, opt_seeds=2, eval_views=4,
         align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
+        prior_size=16, prior_channels=(16, 16, 32), prior_steps=4, prior_batch=8, prior_lr=1e-3,
+        sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=4,
     ),
     "small": Profile(
         name="small", description="default main job: all figures meaningful on a 2-core CPU",
@@ -100,6 +112,8 @@ PROFILES: dict[str, Profile] = {
         opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
         opt_max_epochs=24, opt_check_views=4, opt_seeds=2, eval_views=8,
         align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
+        prior_size=16, prior_channels=(32, 64, 64), prior_steps=1200, prior_batch=32, prior_lr=1e-3,
+        sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=8,
     ),
     "paper": Profile(
         name="paper", description="the paper's scale (100 views, 15k iterations) on one GPU",
@@ -113,6 +127,8 @@ PROFILES: dict[str, Profile] = {
         opt_size=64, opt_samples=64, opt_views=4, opt_lr=1e-3, opt_epoch_iters=100, opt_eps=1e-4, opt_k=3,
         opt_max_epochs=400, opt_check_views=8, opt_seeds=5, eval_views=16,
         align_heads=4, ood_seeds=5, opt_eps_sensitivity=(3e-5, 3e-4), eval_train_cap=64, gallery_per_category=5,
+        prior_size=64, prior_channels=(64, 128, 128, 256), prior_steps=30000, prior_batch=128, prior_lr=5e-4,
+        sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=3e-3, sds_max_epochs=100,
     ),
 }
 

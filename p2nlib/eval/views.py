@@ -38,11 +38,14 @@ def gt_views(objects, p: Profile, n: int, size: int | None = None) -> torch.Tens
 
 
 def image_prompt_metrics(encoder, generated: torch.Tensor, truth: torch.Tensor) -> dict:
-    """CLIP similarity (mean over objects and poses) and Fréchet distance of two view sets."""
+    """CLIP similarity (mean over objects and poses), Fréchet distance and PSNR (mean over objects and poses)
+    of two view sets at the same poses: a fog of the right colour can score a high CLIP similarity, not a high
+    PSNR."""
     sim = metrics.image_similarity(encoder, generated, truth)
     fd = metrics.frechet_images(encoder, generated, truth)
+    psnr = metrics.psnr(generated, truth, (2, 3, 4))           # per object and view
     return {"similarity": float(sim.mean()), "similarity_per_object": sim, "frechet": fd.value,
-            "metric": fd.metric, "samples": fd.samples}
+            "metric": fd.metric, "samples": fd.samples, "psnr": float(psnr.mean())}
 
 
 def ood_objects(categories, p: Profile) -> list:

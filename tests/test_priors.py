@@ -1,0 +1,148 @@
+"""The diffusion priors: a tiny prior learns its condition, SDS pushes a render toward it, cameras wrap,
+and the cache retrains when the config changes."""
+import dataclasses
+
+import pytest
+import torch
+
+from p2nlib.baselines.sds import ImageSDSGuidance, TextSDSGuidance
+from p2nlib.core.profiles import PROFILES
+from p2nlib.data import cameras
+from p2nlib.priors import models, train
+from p2nlib.priors.models import PriorConfig
+
+COLOURS = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.2, 0.9]])     # red, blue
+CFG = PriorConfig(size=8, channels=(16, 16, 32), steps=400, batch=16, lr=2e-3)
+
+
+class _Encoder:
+    fingerprint = "toy"
+
+
+def avg_error(prior, x, cond):
+    """Conditional denoising error averaged over timesteps and noise draws (one draw is too noisy to compare)."""
+    return sum(train.denoising_error(prior, x, cond, t=t, seed=s).item()
+               for t in (100, 300, 500, 700) for s in range(4)) / 16
+
+
+def toy_data(size: int = 8) -> train.PriorData:
+    """Two 'objects': flat red and flat blue images, condition = one-hot caption embedding."""
+    views = torch.stack([c.view(3, 1, 1).expand(3, size, size) for c in COLOURS]) * 2 - 1    # (2, 3, S, S)
+    views = views[:, None].expand(2, 4, 3, size, size).contiguous()
+    poses = cameras.turntable(4)[None].expand(2, 4, 4, 4).contiguous()
+    return train.PriorData(views, poses, [[0], [1]], ["red", "blue"], ["red", "blue"], torch.eye(2))
+
+
+@pytest.fixture(scope="module")
+def toy_prior(tmp_path_factory):
+    import os
+
+    os.environ["P2N_ARTIFACTS"] = str(tmp_path_factory.mktemp("artifacts"))
+    try:
+        return train.text_prior(PROFILES["tiny"], _Encoder(), data=toy_data(), cfg=CFG, progress=False)
+    finally:
+        del os.environ["P2N_ARTIFACTS"]
+
+
+def test_tiny_text_prior_learns_its_condition(toy_prior):
+    hist = toy_prior.info["history"]["loss"]
+    assert hist[-1] < 0.5 * hist[0]
+    data = toy_data()
+    red, blue = data.views[0, :1], data.views[1, :1]
+    cond_red = (torch.eye(2)[:1],)
+    # under "red" the red image is the easier one to denoise
+    err_red, err_blue = avg_error(toy_prior, red, cond_red), avg_error(toy_prior, blue, cond_red)
+    assert err_red < err_blue, (err_red, err_blue)
+    # guided samples take the colour of their condition
+    s = train.sample(toy_prior, (torch.eye(2),), scale=3.0, steps=20)
+    assert s[0, ..., 0].mean() > s[0, ..., 2].mean() and s[1, ..., 2].mean() > s[1, ..., 0].mean()
+
+
+def test_sds_gradient_moves_a_render_toward_the_condition(toy_prior):
+    """Moving a grey render toward an image of the "red" condition makes the prior find it more "red" (its
+    denoising error under "red" falls relative to that under "blue"); the SDS gradient at the grey render
+    points toward that image, and following it makes the render red."""
+    red_c, blue_c = (torch.eye(2)[:1],), (torch.eye(2)[1:],)
+    target = train.to_images(toy_data().views[0, :1])[0]                           # a "red" image (8, 8, 3)
+    grey = torch.full_like(target, 0.5)
+
+    def margin(x):   # > 0: the prior denoises x better as "red" than as "blue"
+        x = train.to_model(x[None], 8)
+        return avg_error(toy_prior, x, blue_c) - avg_error(toy_prior, x, red_c)
+
+    margins = [margin((1 - a) * grey + a * target) for a in (0.0, 0.5, 1.0)]
+    assert margins[0] < margins[1] < margins[2], margins
+    sample = target
+
+    img = grey[None, None].clone().requires_grad_(True)                             # (1, 1, 8, 8, 3)
+    guide = TextSDSGuidance(toy_prior, torch.eye(2)[:1], scale=3.0, t_range=(0.2, 0.8), seed=0)
+
+    def render_fn(c2w, size):
+        return img.expand(c2w.shape[0], c2w.shape[1], size, size, 3), None
+
+    grads = []
+    for _ in range(8):
+        img.grad = None
+        guide.loss(render_fn, torch.eye(4)[None, None], 8, torch.tensor([0])).sum().backward()
+        grads.append(img.grad[0, 0].clone())
+    step = -torch.stack(grads).mean(0)                                              # the descent direction
+    assert (step * (sample - grey)).sum() > 0
+
+    opt = torch.optim.Adam([img], lr=0.02)
+    for _ in range(40):
+        loss = guide.loss(render_fn, torch.eye(4)[None, None], 8, torch.tensor([0]))
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+        with torch.no_grad():
+            img.clamp_(0, 1)
+    moved = img.detach()[0, 0]
+    assert (moved - target).norm() < 0.8 * (grey - target).norm()
+    assert moved[..., 0].mean() > moved[..., 2].mean()                              # redder than blue
+
+
+def test_camera_angles_invert_orbit_and_azimuth_wraps_around():
+    az = torch.tensor([0.0, 90.0, 181.0, 355.0])
+    el = torch.tensor([10.0, 25.0, 40.0, -5.0])
+    ang = models.camera_angles(cameras.orbit(az, el))
+    assert torch.allclose(ang[:, 0], az, atol=1e-3) and torch.allclose(ang[:, 1], el, atol=1e-3)
+    assert torch.allclose(ang[:, 2], torch.full((4,), 2.0), atol=1e-5)
+    # 355 -> 5 degrees is a +10 degree move: the same encoding as 0 -> 10, though the raw difference is -350
+    a = models.relative_camera(cameras.orbit([355.0], [20.0]), cameras.orbit([5.0], [20.0]))
+    b = models.relative_camera(cameras.orbit([0.0], [20.0]), cameras.orbit([10.0], [20.0]))
+    assert a[0, 1].item() == pytest.approx(-350.0, abs=1e-3)
+    assert torch.allclose(models.camera_encoding(a), models.camera_encoding(b), atol=1e-5)
+    assert not torch.allclose(models.camera_encoding(a), models.camera_encoding(-a), atol=1e-3)
+
+
+def test_prior_cache_is_reused_and_a_changed_config_retrains(tmp_path, monkeypatch):
+    monkeypatch.setenv("P2N_ARTIFACTS", str(tmp_path))
+    cfg = dataclasses.replace(CFG, steps=3)
+    p = PROFILES["tiny"]
+    first = train.view_prior(p, _Encoder(), data=toy_data(), cfg=cfg, progress=False)
+    again = train.view_prior(p, _Encoder(), data=toy_data(), cfg=cfg, progress=False)
+    assert again.fingerprint == first.fingerprint and again.info == first.info
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    other = train.view_prior(p, _Encoder(), data=toy_data(), cfg=dataclasses.replace(cfg, steps=4), progress=False)
+    assert other.fingerprint != first.fingerprint
+    assert len(list((tmp_path / "tiny" / "priors").glob("view-*.safetensors"))) == 2
+
+
+def test_view_sds_renders_the_reference_first_and_returns_one_loss_per_run(toy_prior):
+    prior = models.ViewPrior(CFG).eval()
+    ref = torch.rand(2, 8, 8, 3)
+    guide = ImageSDSGuidance(prior, ref, cameras.orbit([0.0, 90.0], [20.0, 20.0]), seed=0)
+    seen = []
+
+    def render_fn(c2w, size):
+        seen.append(c2w)
+        return torch.zeros(c2w.shape[0], c2w.shape[1], size, size, 3, requires_grad=True), None
+
+    c2w = cameras.orbit([30.0, 60.0], [20.0, 20.0]).reshape(2, 1, 4, 4)
+    loss = guide.loss(render_fn, c2w, 8, torch.tensor([0, 1]))
+    assert loss.shape == (2,)
+    assert torch.equal(seen[0][:, 0], guide.pose)
+    # a render equal to the reference has no photometric loss; this one (black) has
+    assert (loss > 0).all()
+    with pytest.raises(ValueError, match="one reference pose"):
+        ImageSDSGuidance(prior, ref, cameras.orbit([0.0], [20.0]))
