@@ -83,7 +83,7 @@ X.generation_scores()
 # Figure 3). Every run goes on to the iteration cap so the curves are complete; the convergence
 # test marks where each run converged. We keep each run's NeRF at convergence *and* at the cap.
 # Runs are cached on disk, keyed by everything that determines them. The CLIP-guided ablation runs
-# on the same scenes. Besides CLIP similarity, image prompts get the PSNR against the ground-truth
+# on the same scenes and stops each run where the convergence test stops it. Besides CLIP similarity, image prompts get the PSNR against the ground-truth
 # views at the same poses: with the small CLIP, a fog of the right colour already scores a high
 # similarity, but not a high PSNR.
 

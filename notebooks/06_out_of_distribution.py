@@ -37,7 +37,8 @@
 # the iteration cap; the convergence test of supplement VI marks where each run converged. The
 # speed-up is the ratio of iterations to convergence, computed from the logged runs below. The
 # speed-up's two initialisations (S and Ours (NRS)) are run a second time with the book's earlier
-# CLIP-guided stand-ins, as an ablation: it shows how much of the result is the guidance.
+# CLIP-guided stand-ins, as an ablation: it shows how much of the result is the guidance. The
+# ablation's runs stop where the convergence test stops them (its tables need nothing after that).
 
 # %% tags=["parameters"]
 import os
