@@ -123,6 +123,18 @@ plots.save_table(f"View prior on {len(objs)} held-out objects × {real.shape[1] 
                  + view_table.round(3).to_markdown(), "08_view_prior")
 view_table.round(3)
 
+# %% [markdown]
+# Score distillation does not run a sampling chain: it asks the prior for *one* denoising step at a
+# random noise level. The same held-out pairs, one step each: the clean target view predicted from
+# its noised version, with the reference and the camera, and with the condition dropped, in PSNR
+# against the target (PSNR of copying the reference beside it).
+
+# %%
+steps = pd.DataFrame(quality.one_step_denoising(view_prior, real, poses, seed=seed)).T
+plots.save_table("One denoising step of the view prior on held-out pairs (PSNR vs the target view, dB)\n\n"
+                 + steps.round(2).to_markdown(), "08_view_prior_one_step")
+steps.round(2)
+
 # %%
 show = list(range(0, len(objs), max(1, len(objs) // 8)))[:8]
 rows = [real[show, 0], novel[show, 0], real[show, 1]]

@@ -75,3 +75,32 @@ def view_quality(prior, encoder, views: torch.Tensor, poses: torch.Tensor, scale
                        "CLIP similarity to ground truth": float(metrics.image_similarity(
                            encoder, a[:, None], tgt[:, None]).mean())}
     return {"view prior": score(out), "copy the reference": score(ref)}, out.reshape(n, v - 1, *out.shape[1:])
+
+
+@torch.no_grad()
+def one_step_denoising(prior, views: torch.Tensor, poses: torch.Tensor, timesteps=(100, 300, 500, 700),
+                       seed: int = 0) -> dict:
+    """What score distillation uses: one denoising step, not a whole sampling chain. For each held-out object
+    (reference = view 0, target = view 1), noise the target to timestep ``t`` and let the view prior predict the
+    clean target from it (x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)): PSNR against the target, with the
+    reference and camera given and with the condition dropped, next to copying the reference."""
+    ref, tgt = views[:, 0], views[:, 1]
+    cond = (train.to_model(ref, prior.cfg.size),
+            models.camera_encoding(models.relative_camera(poses[:, 0], poses[:, 1])))
+    x0 = train.to_model(tgt, prior.cfg.size)
+    sched = models.scheduler(prior.cfg)
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for t in timesteps:
+        noise = torch.randn(x0.shape, generator=gen)
+        tt = torch.full((len(x0),), t, dtype=torch.long)
+        x_t = sched.add_noise(x0, noise, tt)
+        a = sched.alphas_cumprod[t]
+        row = {}
+        for name, drop in (("with reference and camera", None), ("condition dropped", torch.ones(len(x0), dtype=torch.bool))):
+            eps = prior(x_t, tt, *cond, drop=drop)
+            pred = train.to_images((x_t - (1 - a).sqrt() * eps) / a.sqrt())
+            row[name] = float(fit.psnr(pred, tgt, (1, 2, 3)).mean())
+        row["copy the reference"] = float(fit.psnr(ref, tgt, (1, 2, 3)).mean())
+        out[f"t = {t}"] = row
+    return out
