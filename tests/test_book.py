@@ -93,8 +93,15 @@ def claims_problems(page, n_claims: int) -> list[str]:
     return problems
 
 
-def plotly_problems(page) -> list[str]:
-    """Every plotly figure on the page was drawn by the book's own plotly.js."""
+def plotly_problems(page, timeout_ms: int = 20_000) -> list[str]:
+    """Every plotly figure on the page was drawn by the book's own plotly.js (within ``timeout_ms``: a large
+    3D mesh is drawn after the page's network is idle, later still on a loaded machine)."""
+    try:
+        page.wait_for_function("() => document.querySelectorAll('.plotly-graph-div').length === "
+                               "document.querySelectorAll('.plotly-graph-div.js-plotly-plot').length",
+                               timeout=timeout_ms)
+    except Exception:   # counted and reported below
+        pass
     counts = page.evaluate("""() => ({
         divs: document.querySelectorAll('.plotly-graph-div').length,
         drawn: document.querySelectorAll('.plotly-graph-div.js-plotly-plot').length,
