@@ -139,8 +139,11 @@ plots.show(X.text_vs_baseline(), "05_text_ours_vs_baseline")
 # %% [markdown]
 # ## Convergence of the baselines (supplement VI)
 # Left: the mean squared pixel change between consecutive epochs, with ε dashed. Right: CLIP
-# similarity. From the template, the optimisation first sits in a faint, nearly uniform fog whose
-# renders barely change; the pixel-change test cannot tell that stall from convergence.
+# similarity. The CLIP-guided ablation (dotted) first sits in a faint, nearly uniform fog whose
+# renders barely change, and the pixel-change test takes that stall for convergence. Score
+# distillation (solid) builds the object within the first epochs, but draws a new noise level every
+# iteration, so its renders keep changing by more than ε and many runs reach the cap; a text run
+# whose change drops to zero has collapsed to an empty scene.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
