@@ -193,10 +193,11 @@ class InDistribution(Chapter):
                                       device=self.device, stop_at_convergence=self.stop, progress=progress)
         return self.img_runs.table()
 
-    def _subset_scores(self, runs: Runs, gt_sub: torch.Tensor, n_sub: int) -> dict:
+    def _subset_scores(self, runs: Runs, gt_sub: torch.Tensor, n_sub: int,
+                       whens: tuple[str, ...] = ("converged", "final")) -> dict:
         """Scores of a baseline's runs on the test subset, per (when, seed): at convergence and at the cap."""
         out = {}
-        for when in ("converged", "final"):
+        for when in whens:
             for s in self.seeds:
                 views = ev.render_views(runs.params(runs.select(seed=s), when), self.spec, self.P, n_sub)
                 out[(when, s)] = ev.image_prompt_metrics(self.enc, views, gt_sub)
@@ -240,7 +241,7 @@ class InDistribution(Chapter):
                 baseline(self.sub_scores, "final"),
         }
         if ablation is not None:
-            self.ablation_scores = self._subset_scores(ablation.img_runs, gt_sub, n_sub)
+            self.ablation_scores = self._subset_scores(ablation.img_runs, gt_sub, n_sub, ("converged",))
             columns[f"Image baseline ({short[ablation.guidance]}, ablation), at convergence (test subset)"] = \
                 baseline(self.ablation_scores, "converged")
         table = pd.DataFrame(columns, index=["CLIP similarity", "PSNR vs ground truth (dB)", fd_name,

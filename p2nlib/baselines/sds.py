@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import torch
 
-from p2nlib.baselines.guidance import frozen
 from p2nlib.core.artifacts import tensor_digest
 
 
@@ -32,7 +31,7 @@ class _SDS:
     def __init__(self, prior, scale: float, t_range: tuple[float, float], seed: int):
         from p2nlib.priors import models
 
-        self.prior, self.scale, self.t_range, self.seed = prior, float(scale), tuple(t_range), seed
+        self.prior, self.scale, self.t_range, self.seed = prior.eval(), float(scale), tuple(t_range), seed
         self.size = prior.cfg.size
         self.alphas = models.scheduler(prior.cfg).alphas_cumprod
         self.gen = torch.Generator().manual_seed(seed)
@@ -51,7 +50,7 @@ class _SDS:
         t = torch.randint(lo, hi, (n,), generator=self.gen)
         noise = torch.randn(x.shape, generator=self.gen)
         a = self.alphas[t].view(-1, 1, 1, 1).to(x.device)
-        with torch.no_grad(), frozen(self.prior):
+        with torch.no_grad():                       # the prior's Jacobian is skipped: no graph through it
             x_t = a.sqrt() * x + (1 - a).sqrt() * noise.to(x.device)
             eps = guided_eps(self.prior, x_t, t.to(x.device), cond, self.scale)
         grad = (1 - a) * (eps - noise.to(x.device))

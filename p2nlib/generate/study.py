@@ -123,24 +123,25 @@ def proximal_dataset(p: Profile, ds, idx: list[int], strength: float, device="cp
     return dataclasses.replace(ds, manifest=manifest, params=params)
 
 
-def _book_vae(p: Profile, ds, cfg: vae.VaeConfig, idx: list[int]) -> vae.ParamVAE | None:
-    """Chapter 03's VAE when it is exactly this variant (same config, dataset and training scenes), else None."""
+def book_vae(p: Profile, ds) -> vae.ParamVAE | None:
+    """Chapter 03's VAE for the dataset ``ds`` (None when there is none, or it was trained on another dataset)."""
     from p2nlib.core.errors import ArtifactError
 
     try:
-        model = vae.load(p, ds)
+        return vae.load(p, ds)
     except ArtifactError:
         return None
-    same = model.cfg == cfg and model.trained_on == idx and model.train_seconds is not None
-    return model if same else None
 
 
-def train_variant(v: Variant, p: Profile, ds, device="cpu", seed: int = 0) -> tuple[vae.ParamVAE, float, list[int]]:
-    """The variant's VAE, trained on its training scenes (cached; chapter 03's VAE when it is this variant).
+def train_variant(v: Variant, p: Profile, ds, device="cpu", seed: int = 0,
+                  book: vae.ParamVAE | None = None) -> tuple[vae.ParamVAE, float, list[int]]:
+    """The variant's VAE, trained on its training scenes (cached). ``book``: chapter 03's VAE for ``ds``
+    (:func:`book_vae`), used instead when it is exactly this variant (same config and training scenes).
     Returns (model, training seconds, indices)."""
     cfg = vae.VaeConfig.from_profile(p, **v.vae)
     idx = train_indices(ds, v.per_category)
-    if seed == 0 and (book := _book_vae(p, ds, cfg, idx)) is not None:
+    if seed == 0 and book is not None and book.cfg == cfg and book.trained_on == idx \
+            and book.train_seconds is not None:
         return book, book.train_seconds, idx
     key = {"profile": p.name, "config": dataclasses.asdict(cfg), "dataset": ds.fingerprint, "train": idx,
            "seed": seed, "code": artifacts.code_digest(vae)}
@@ -202,13 +203,14 @@ def run(p: Profile, ds, encoder, cache: torch.Tensor, device="cpu", seed: int = 
     from p2nlib.data import fit
 
     test_idx = ds.indices("test")
+    book = book_vae(p, ds)                       # read once; only the rows on ``ds`` itself can be it
     rows = []
     for v in tqdm(variants(p), desc="stage-1/2 study", disable=not progress):
         vds = ds
         if v.proximal:
             vds = proximal_dataset(p, ds, train_indices(ds, v.per_category) + test_idx, v.proximal, device, seed,
                                    progress=False)
-        model, seconds, idx = train_variant(v, p, vds, device, seed)
+        model, seconds, idx = train_variant(v, p, vds, device, seed, book=book if vds is ds else None)
         rec_test = reconstruction(model, vds, p, test_idx)
         rec_train = reconstruction(model, vds, p, idx[:p.eval_train_cap])
         row = {"variant": v.name, "lever": v.lever, "recipe": model.cfg.recipe, "train NeRFs": len(idx),
