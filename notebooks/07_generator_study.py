@@ -32,7 +32,8 @@
 #   Adam step (`FitConfig.proximal`, ours; the paper's own argument for a shared initialisation pushed
 #   further), on the smallest size so that it is compared with that size's row; its cost shows in the
 #   fitting PSNR and its effect in the distance to the template;
-# * **the KL weight** and **the latent size** (on our recipe);
+# * **the KL weight** and **the latent size** (on our recipe, on the larger of the smaller training
+#   sets, so each is compared with that set's row);
 # * **stage 2**: the aligner's error separated from the VAE's, by decoding the *true* latent means
 #   of the test NeRFs next to the aligner's prediction from an unseen view.
 #

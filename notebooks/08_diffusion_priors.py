@@ -66,7 +66,9 @@ print(f"{cfg}\ntraining images: {data.views.shape[0]} objects × {data.views.sha
 # %% [markdown]
 # ## Training
 # Each prior: `prior_steps` steps of batch `prior_batch`, epsilon-prediction MSE at uniform random
-# timesteps, the condition dropped for 10% of the samples (classifier-free guidance).
+# timesteps weighted by Min-SNR-γ (`snr_gamma` = 5, Hang et al. 2023: the many nearly clean
+# timesteps, easy and useless for sampling, stop dominating the loss; set it to 0 for the plain
+# DDPM loss), the condition dropped for 10% of the samples (classifier-free guidance).
 
 # %%
 text_prior = train.text_prior(P, encoder, data, cfg, ctx.device, seed)
@@ -80,7 +82,7 @@ sizes
 fig, ax = plt.subplots(figsize=(6, 3))
 for name, m in (("text prior", text_prior), ("view prior", view_prior)):
     ax.plot(m.info["history"]["step"], m.info["history"]["loss"], label=name)
-ax.set(xlabel="step", ylabel="noise-prediction MSE (running mean)", yscale="log")
+ax.set(xlabel="step", ylabel="Min-SNR-weighted noise-prediction MSE\n(running mean)", yscale="log")
 ax.legend()
 plots.savefig(fig, "08_training")
 
@@ -99,9 +101,8 @@ text_q = quality.text_quality(encoder, samples, labels, real.reshape(-1, *real.s
                               [o.category for o in objs for _ in range(real.shape[1])])
 show_per = min(per, 8)
 shown = samples.reshape(16, per, *samples.shape[1:])[:, :show_per]                  # 16 categories × show_per
-plots.show(dict(images=torch.cat([shown[:8], shown[8:]], 1).flatten(0, 1), ncols=2 * show_per, size=0.55,
-                row_labels=[f"{labels[i * per]} | {labels[(i + 8) * per]}" for i in range(8)]),
-           "08_text_samples")
+names = [labels[i * per] for i in range(16)]
+plots.savefig(plots.labelled_montage([shown[:8], shown[8:]], [names[:8], names[8:]]), "08_text_samples")
 pd.Series({k: v for k, v in text_q.items() if k != "per category (samples)"})
 
 # %% [markdown]

@@ -146,3 +146,14 @@ def test_view_sds_renders_the_reference_first_and_returns_one_loss_per_run(toy_p
     assert (loss > 0).all()
     with pytest.raises(ValueError, match="one reference pose"):
         ImageSDSGuidance(prior, ref, cameras.orbit([0.0], [20.0]))
+
+
+def test_min_snr_weights_only_the_nearly_clean_timesteps_down():
+    sched = models.scheduler(CFG)
+    t = torch.tensor([0, 50, 200, 500, 900, 999])
+    w = train.snr_weight(sched, t, 5.0)
+    a = sched.alphas_cumprod[t]
+    noisy = a / (1 - a) <= 5.0
+    assert torch.allclose(w[noisy], torch.ones(int(noisy.sum())))      # SNR <= gamma: plain loss
+    assert (w[~noisy] < 1).all() and w[0] < w[1]                          # cleaner -> lighter
+    assert torch.equal(train.snr_weight(sched, t, 0.0), torch.ones(6))  # gamma 0: the plain DDPM loss

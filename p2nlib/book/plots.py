@@ -35,6 +35,36 @@ def show(grid: dict, name: str) -> None:
     savefig(image_grid(**grid), name)
 
 
+def labelled_montage(panels, row_labels, pad: int = 1, scale: float = 0.045) -> "plt.Figure":
+    """Small images as one picture per panel: ``panels`` is a list of (rows, cols, H, W, 3) arrays in [0, 1],
+    ``row_labels`` one list of row names per panel. Pixels are shown as pixels (nearest), so 16-px samples
+    stay legible, and rows are named on the left."""
+    import numpy as np
+
+    arrays = [np.asarray(p.detach().cpu() if hasattr(p, "detach") else p).clip(0, 1) for p in panels]
+    pics = []
+    for a in arrays:
+        r, c, h, w, _ = a.shape
+        pic = np.ones((r * (h + pad) - pad, c * (w + pad) - pad, 3))
+        for i in range(r):
+            for j in range(c):
+                pic[i * (h + pad):i * (h + pad) + h, j * (w + pad):j * (w + pad) + w] = a[i, j]
+        pics.append(pic)
+    width = sum(p.shape[1] for p in pics) * scale + 1.3 * len(pics)
+    fig, axes = plt.subplots(1, len(pics), figsize=(width, max(p.shape[0] for p in pics) * scale + 0.3),
+                             squeeze=False)
+    for ax, pic, a, labels in zip(axes[0], pics, arrays, row_labels):
+        h = a.shape[2]
+        ax.imshow(pic, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([i * (h + pad) + h / 2 - 0.5 for i in range(a.shape[0])], [str(x) for x in labels], fontsize=8)
+        ax.tick_params(length=0)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
 def pipeline_diagram() -> "plt.Figure":
     """The paper's Fig. 1 as boxes and arrows: prompt -> CLIP -> Transformer -> latent -> VAE decoder -> NeRF."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch

@@ -24,6 +24,7 @@ class PriorConfig:
     lr: float = 1e-3                                 # AdamW, warmup then cosine decay
     cond_drop: float = 0.1                           # classifier-free guidance: condition dropped this often
     timesteps: int = 1000                            # DDPM steps, cosine ("squaredcos_cap_v2") schedule
+    snr_gamma: float = 5.0                           # Min-SNR-gamma loss weighting (Hang et al. 2023); 0: plain MSE
 
     @classmethod
     def from_profile(cls, p: Profile, **overrides) -> "PriorConfig":

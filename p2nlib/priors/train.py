@@ -10,8 +10,10 @@ Data: the CLIP training renders (:func:`p2nlib.clip.views.training_views`: all 1
   ``cameras.view_set(clip_views, TRAIN_VIEW_SEED + 100 g)``. All cameras of the world orbit at radius
   2, so the radius change is always 0 here; it is encoded all the same, as in Zero-1-to-3.
 
-Training: epsilon-prediction MSE at uniform random timesteps of a cosine DDPM schedule, the
-condition dropped for ``cond_drop`` of the samples, AdamW with a short warmup and cosine decay.
+Training: epsilon-prediction MSE at uniform random timesteps of a cosine DDPM schedule, weighted by
+Min-SNR-gamma (``snr_gamma``: each timestep's weight is min(SNR, gamma) / SNR, which stops the many
+nearly-clean timesteps from dominating the loss; Hang et al. 2023), the condition dropped for
+``cond_drop`` of the samples, AdamW with a short warmup and cosine decay.
 Trained priors are cached under ``artifacts/<profile>/priors/`` keyed by their config, the digest of
 their training images, the text encoder's fingerprint, the seed and this code, so a change to any of
 them trains afresh. Sampling is DDIM (``diffusers.DDIMScheduler``) with classifier-free guidance.
@@ -104,6 +106,15 @@ def _view_batch(data: PriorData, batch: int, gen: torch.Generator):
 # training
 # ----------------------------------------------------------------------------------------------
 
+def snr_weight(noise_sched, t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma weights (B,) of an epsilon-prediction loss at timesteps ``t``; all ones when ``gamma`` is 0."""
+    if gamma <= 0:
+        return torch.ones(t.shape)
+    a = noise_sched.alphas_cumprod[t]
+    snr = a / (1 - a)
+    return snr.clamp(max=gamma) / snr
+
+
 def _fit(model, cfg: PriorConfig, batch_fn, device, seed: int, progress: bool, desc: str) -> dict:
     from tqdm.auto import tqdm
 
@@ -123,7 +134,8 @@ def _fit(model, cfg: PriorConfig, batch_fn, device, seed: int, progress: bool, d
         drop = torch.rand(x0.shape[0], generator=gen) < cfg.cond_drop
         x_t = noise_sched.add_noise(x0, noise, t)
         pred = model(x_t.to(device), t.to(device), *(c.to(device) for c in cond), drop=drop.to(device))
-        loss = F.mse_loss(pred, noise.to(device))
+        loss = (snr_weight(noise_sched, t, cfg.snr_gamma).to(device)
+                * (pred - noise.to(device)).pow(2).mean((1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
