@@ -59,6 +59,7 @@ def labelled_montage(panels, row_labels, pad: int = 1, scale: float = 0.045) -> 
         ax.set_xticks([])
         ax.set_yticks([i * (h + pad) + h / 2 - 0.5 for i in range(a.shape[0])], [str(x) for x in labels], fontsize=8)
         ax.tick_params(length=0)
+        ax.grid(False)
         for side in ax.spines.values():
             side.set_visible(False)
     fig.tight_layout(pad=0.3)
