@@ -52,11 +52,12 @@ class Runs:
         if len(labels) != nerf.check_params(init, spec):
             raise ValueError(f"{len(labels)} label rows for {nerf.check_params(init, spec)} initialisations")
         seeds = [int(lab["seed"]) for lab in labels]
-        own = [m for m in (sys.modules[type(guidance).__module__],) if m is not guidance_module]  # e.g. sds
+        module = sys.modules[type(guidance).__module__]          # a guidance defined elsewhere (e.g. sds)
+        extra = () if module is guidance_module else (module,)   # adds its own code to the key
         key = {"profile": profile, "name": name, "config": asdict(cfg), "spec": spec.to_dict(), "labels": labels,
                "init": artifacts.tensor_digest(init), "targets": artifacts.tensor_digest(targets),
                "guidance": guidance.key(), "encoder": encoder.fingerprint, "stop": stop_at_convergence,
-               "code": artifacts.code_digest(optimize_module, guidance_module, render, nerf, cameras, *own),
+               "code": artifacts.code_digest(optimize_module, guidance_module, render, nerf, cameras, *extra),
                "torch": torch.__version__, "device": torch.device(device).type}
 
         def compute():

@@ -149,9 +149,11 @@ def _fit(model, cfg: PriorConfig, batch_fn, device, seed: int, progress: bool, d
     return {"history": hist, "seconds": time.perf_counter() - t0}
 
 
-def _cached(p: Profile, name: str, key: dict, build, train_fn, progress: bool):
+def _cached(p: Profile, name: str, key: dict, build, train_fn, seed: int):
     def compute():
-        model = build()
+        with torch.random.fork_rng(devices=[]):          # the initial weights depend on ``seed`` alone
+            torch.manual_seed(seed)
+            model = build()
         info = train_fn(model)
         return model.cpu().state_dict(), info
 
@@ -177,7 +179,7 @@ def text_prior(p: Profile, encoder, data: PriorData | None = None, cfg: PriorCon
     dim = data.text_emb.shape[1]
     return _cached(p, "text", _key(p, cfg, data, encoder, seed, "text"), lambda: TextPrior(cfg, dim),
                    lambda m: _fit(m, cfg, lambda g: _text_batch(data, cfg.batch, g), device, seed, progress,
-                                  "text prior"), progress)
+                                  "text prior"), seed)
 
 
 def view_prior(p: Profile, encoder, data: PriorData | None = None, cfg: PriorConfig | None = None,
@@ -187,7 +189,7 @@ def view_prior(p: Profile, encoder, data: PriorData | None = None, cfg: PriorCon
     data = data or training_data(p, encoder, cfg, progress)
     return _cached(p, "view", _key(p, cfg, data, encoder, seed, "view"), lambda: ViewPrior(cfg),
                    lambda m: _fit(m, cfg, lambda g: _view_batch(data, cfg.batch, g), device, seed, progress,
-                                  "view prior"), progress)
+                                  "view prior"), seed)
 
 
 # ----------------------------------------------------------------------------------------------
