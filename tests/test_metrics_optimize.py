@@ -47,6 +47,18 @@ def test_frechet_distance_known_answers():
         metrics.frechet(a[:6], a[:6])
 
 
+def test_frechet_distance_is_pytorch_fids_formula():
+    fid_score = pytest.importorskip("pytorch_fid.fid_score")
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 20)), rng.normal(size=(300, 20)) + 0.3
+    stats = (a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    try:
+        expected = fid_score.calculate_frechet_distance(*stats)
+    except TypeError:                     # this SciPy's sqrtm no longer takes pytorch-fid's `disp`
+        pytest.skip("pytorch-fid's own formula does not run with this SciPy")
+    assert metrics.frechet_distance(*stats) == pytest.approx(expected, rel=1e-12)
+
+
 def test_frechet_images_falls_back_to_clip_features(encoder, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))            # no Inception weights there
     assert metrics.inception_weights() is None

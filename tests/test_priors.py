@@ -157,3 +157,20 @@ def test_min_snr_weights_only_the_nearly_clean_timesteps_down():
     assert torch.allclose(w[noisy], torch.ones(int(noisy.sum())))      # SNR <= gamma: plain loss
     assert (w[~noisy] < 1).all() and w[0] < w[1]                          # cleaner -> lighter
     assert torch.equal(train.snr_weight(sched, t, 0.0), torch.ones(6))  # gamma 0: the plain DDPM loss
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_prior_on_the_gpu_takes_cpu_inputs_and_answers_on_their_device(toy_prior):
+    gpu = toy_prior.to("cuda")
+    try:
+        x, cond = toy_data().views[0, :2], (torch.eye(2),)
+        t = torch.tensor([100, 500])
+        eps = gpu(x, t, *cond)
+        assert eps.device.type == "cpu" and eps.shape == x.shape
+        assert gpu(x.cuda(), t.cuda(), cond[0].cuda()).device.type == "cuda"
+        guide = TextSDSGuidance(gpu, torch.eye(2), scale=3.0)
+        render = torch.rand(2, 8, 8, 3, device="cuda", requires_grad=True)
+        guide.sds(render, (torch.eye(2).cuda(),)).sum().backward()
+        assert render.grad is not None and render.grad.device.type == "cuda"
+    finally:
+        toy_prior.to("cpu")

@@ -59,10 +59,27 @@ def embedding_similarity(encoder, views: torch.Tensor, targets: torch.Tensor) ->
     return (_embed_views(encoder, views) * t[:, None]).sum(-1).mean(1)
 
 
-def frechet(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarray) -> float:
-    """Fréchet distance between two feature sets (n, d) with pytorch-fid's own formula."""
-    from pytorch_fid.fid_score import calculate_frechet_distance
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
+    """pytorch-fid's ``calculate_frechet_distance``, line for line, except that it calls ``scipy.linalg.sqrtm``
+    without the ``disp`` argument that newer SciPy releases no longer accept (pytorch-fid 0.3.0, its latest
+    release, raises ``TypeError`` there). The matrix square root is the same one."""
+    from scipy import linalg
 
+    diff = mu1 - mu2
+    covmean = linalg.sqrtm(sigma1.dot(sigma2))
+    if not np.isfinite(covmean).all():          # singular product: add eps to the diagonals
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"imaginary component {np.max(np.abs(covmean.imag))} in the covariance square root")
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def frechet(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarray) -> float:
+    """Fréchet distance between two feature sets (n, d) with pytorch-fid's formula (:func:`frechet_distance`)."""
     a, b = (np.asarray(torch.as_tensor(f).double().cpu()) for f in (feats_a, feats_b))
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"features must be (n, d) with the same d, got {a.shape} and {b.shape}")
@@ -70,7 +87,7 @@ def frechet(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarr
     if n <= a.shape[1]:
         raise ValueError(f"a Fréchet distance on {a.shape[1]}-dim features needs more than {a.shape[1]} samples "
                          f"per set, got {len(a)} and {len(b)}; render more views per object")
-    return float(calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
+    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
 def inception_weights() -> Path | None:

@@ -77,6 +77,11 @@ class _Conditioned(nn.Module):
     def unconditional(self, batch: int) -> torch.Tensor:
         return self.null.expand(batch, -1)
 
+    def _here(self, *tensors):
+        """The inputs on the prior's device (``None`` stays ``None``): callers may pass CPU tensors to a GPU prior."""
+        dev = self.null.device
+        return [x if x is None else x.to(dev) for x in tensors]
+
 
 class TextPrior(_Conditioned):
     """Denoises a render given the CLIP text embedding of its caption (stands in for Stable Diffusion)."""
@@ -86,8 +91,9 @@ class TextPrior(_Conditioned):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor,
                 drop: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted noise (B, 3, S, S); ``drop`` (B,) bool replaces the condition by the null one."""
-        return self.unet(x_t, t, class_labels=self._cond(text_emb, drop)).sample
+        """Predicted noise (B, 3, S, S) on ``x_t``'s device; ``drop`` (B,) bool replaces the condition by the null one."""
+        x, t, text_emb, drop = self._here(x_t, t, text_emb, drop)
+        return self.unet(x, t, class_labels=self._cond(text_emb, drop)).sample.to(x_t.device)
 
 
 class ViewPrior(_Conditioned):
@@ -100,10 +106,11 @@ class ViewPrior(_Conditioned):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, reference: torch.Tensor, camera: torch.Tensor,
                 drop: torch.Tensor | None = None) -> torch.Tensor:
+        x, t, reference, camera, drop = self._here(x_t, t, reference, camera, drop)
         if drop is not None:
             reference = torch.where(drop[:, None, None, None], torch.zeros_like(reference), reference)
-        x = torch.cat([x_t, reference], 1)
-        return self.unet(x, t, class_labels=self._cond(camera, drop)).sample
+        x = torch.cat([x, reference], 1)
+        return self.unet(x, t, class_labels=self._cond(camera, drop)).sample.to(x_t.device)
 
 
 # ----------------------------------------------------------------------------------------------

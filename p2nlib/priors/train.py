@@ -149,7 +149,7 @@ def _fit(model, cfg: PriorConfig, batch_fn, device, seed: int, progress: bool, d
     return {"history": hist, "seconds": time.perf_counter() - t0}
 
 
-def _cached(p: Profile, name: str, key: dict, build, train_fn, seed: int):
+def _cached(p: Profile, name: str, key: dict, build, train_fn, seed: int, device):
     def compute():
         with torch.random.fork_rng(devices=[]):          # the initial weights depend on ``seed`` alone
             torch.manual_seed(seed)
@@ -162,7 +162,7 @@ def _cached(p: Profile, name: str, key: dict, build, train_fn, seed: int):
     model.load_state_dict(state)
     model.fingerprint = artifacts.key_digest(key)
     model.info = info
-    return model.eval()
+    return model.to(device).eval()
 
 
 def _key(p: Profile, cfg: PriorConfig, data: PriorData, encoder, seed: int, kind: str) -> dict:
@@ -172,24 +172,24 @@ def _key(p: Profile, cfg: PriorConfig, data: PriorData, encoder, seed: int, kind
 
 def text_prior(p: Profile, encoder, data: PriorData | None = None, cfg: PriorConfig | None = None,
                device="cpu", seed: int = 0, progress: bool = True) -> TextPrior:
-    """The profile's text-conditioned prior (trained once, then read from the cache). ``model.info`` holds
-    its training curve and seconds; ``model.fingerprint`` what it was trained from."""
+    """The profile's text-conditioned prior (trained once on ``device``, then read from the cache), returned on
+    ``device``. ``model.info`` holds its training curve and seconds; ``model.fingerprint`` what it was trained from."""
     cfg = cfg or PriorConfig.from_profile(p)
     data = data or training_data(p, encoder, cfg, progress)
     dim = data.text_emb.shape[1]
     return _cached(p, "text", _key(p, cfg, data, encoder, seed, "text"), lambda: TextPrior(cfg, dim),
                    lambda m: _fit(m, cfg, lambda g: _text_batch(data, cfg.batch, g), device, seed, progress,
-                                  "text prior"), seed)
+                                  "text prior"), seed, device)
 
 
 def view_prior(p: Profile, encoder, data: PriorData | None = None, cfg: PriorConfig | None = None,
                device="cpu", seed: int = 0, progress: bool = True) -> ViewPrior:
-    """The profile's view-conditioned prior (trained once, then read from the cache)."""
+    """The profile's view-conditioned prior (trained once on ``device``, then read from the cache), on ``device``."""
     cfg = cfg or PriorConfig.from_profile(p)
     data = data or training_data(p, encoder, cfg, progress)
     return _cached(p, "view", _key(p, cfg, data, encoder, seed, "view"), lambda: ViewPrior(cfg),
                    lambda m: _fit(m, cfg, lambda g: _view_batch(data, cfg.batch, g), device, seed, progress,
-                                  "view prior"), seed)
+                                  "view prior"), seed, device)
 
 
 # ----------------------------------------------------------------------------------------------
