@@ -52,7 +52,6 @@ import torch
 from p2nlib import clip
 from p2nlib.book import claims, plots
 from p2nlib.book.notebook import setup
-from p2nlib.eval import metrics
 from p2nlib.priors import PriorConfig, models, quality, train
 
 ctx = setup(profile, device, seed)
@@ -95,10 +94,7 @@ plots.savefig(fig, "08_training")
 
 # %%
 objs, real, poses = quality.held_out(P, cfg)
-per = metrics.views_for_frechet(16, encoder.embed_dim)        # enough samples for a Fréchet distance
-samples, labels = quality.text_samples(text_prior, encoder, per, seed=seed)
-text_q = quality.text_quality(encoder, samples, labels, real.reshape(-1, *real.shape[2:]),
-                              [o.category for o in objs for _ in range(real.shape[1])])
+text_q, samples, labels, per = quality.text_prior_quality(text_prior, encoder, P, seed=seed)
 show_per = min(per, 8)
 shown = samples.reshape(16, per, *samples.shape[1:])[:, :show_per]                  # 16 categories × show_per
 names = [labels[i * per] for i in range(16)]

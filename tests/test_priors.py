@@ -174,3 +174,28 @@ def test_a_prior_on_the_gpu_takes_cpu_inputs_and_answers_on_their_device(toy_pri
         assert render.grad is not None and render.grad.device.type == "cuda"
     finally:
         toy_prior.to("cpu")
+
+
+def test_scale_configs_read_widths_and_overrides_and_name_what_is_wrong():
+    from p2nlib.core.errors import InputError
+    from p2nlib.priors import scale
+
+    p = PROFILES["small"]
+    cfg = scale.parse_config("48,96,96:size=32:steps=4000:lr=5e-4", p)
+    assert cfg.channels == (48, 96, 96) and (cfg.size, cfg.steps, cfg.lr) == (32, 4000, 5e-4)
+    assert cfg.batch == p.prior_batch                      # the rest is the profile's
+    for bad in ("48,x,96", "48,96:width=3", "48,96:size", "64"):
+        with pytest.raises(InputError, match="e.g."):
+            scale.parse_config(bad, p)
+
+
+def test_scale_study_scores_each_config_with_chapter_08s_measure():
+    from p2nlib import clip
+    from p2nlib.priors import scale
+
+    p = PROFILES["tiny"]
+    configs = [scale.parse_config(s, p) for s in ("16,16,32:steps=2", "16,32:steps=2")]
+    rows = scale.study(p, clip.build_small_clip(p), configs, progress=False)
+    assert [r["parameters"] for r in rows][0] != rows[1]["parameters"] and len(rows) == 2
+    for r in rows:
+        assert 0 <= r["zero-shot on samples"] <= 1 and r["FD-CLIP samples vs real"] >= 0 and r["training s"] > 0

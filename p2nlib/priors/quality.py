@@ -53,6 +53,18 @@ def text_quality(encoder, samples: torch.Tensor, labels: list[str], real: torch.
             "per category (samples)": zs["per_category"]}
 
 
+def text_prior_quality(prior, encoder, p: Profile, seed: int = 0) -> tuple[dict, torch.Tensor, list[str], int]:
+    """Chapter 08's measure of a text prior: enough samples per category for a Fréchet distance, from each
+    category's plain caption, scored by :func:`text_quality` against the held-out renders at the prior's size.
+    Returns the scores, the samples (category-major), their labels and the samples per category."""
+    objs, real, _ = held_out(p, prior.cfg)
+    per = metrics.views_for_frechet(16, encoder.embed_dim)
+    samples, labels = text_samples(prior, encoder, per, seed=seed)
+    scores = text_quality(encoder, samples, labels, real.reshape(-1, *real.shape[2:]),
+                          [o.category for o in objs for _ in range(real.shape[1])])
+    return scores, samples, labels, per
+
+
 def novel_views(prior, reference: torch.Tensor, ref_pose: torch.Tensor, target_pose: torch.Tensor,
                 scale: float = 3.0, steps: int = 50, seed: int = 0) -> torch.Tensor:
     """Sampled views (N, S, S, 3) of the object in ``reference`` (N, S, S, 3) from ``target_pose`` (N, 4, 4)."""
