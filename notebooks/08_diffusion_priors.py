@@ -94,7 +94,7 @@ plots.savefig(fig, "08_training")
 
 # %%
 objs, real, poses = quality.held_out(P, cfg)
-text_q, samples, labels, per = quality.text_prior_quality(text_prior, encoder, P, seed=seed)
+text_q, samples, labels, per = quality.text_prior_quality(text_prior, encoder, objs, real, seed=seed)
 show_per = min(per, 8)
 shown = samples.reshape(16, per, *samples.shape[1:])[:, :show_per]                  # 16 categories × show_per
 names = [labels[i * per] for i in range(16)]

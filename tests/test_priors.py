@@ -196,6 +196,6 @@ def test_scale_study_scores_each_config_with_chapter_08s_measure():
     p = PROFILES["tiny"]
     configs = [scale.parse_config(s, p) for s in ("16,16,32:steps=2", "16,32:steps=2")]
     rows = scale.study(p, clip.build_small_clip(p), configs, progress=False)
-    assert [r["parameters"] for r in rows][0] != rows[1]["parameters"] and len(rows) == 2
+    assert len(rows) == 2 and rows[0]["parameters"] != rows[1]["parameters"]
     for r in rows:
         assert 0 <= r["zero-shot on samples"] <= 1 and r["FD-CLIP samples vs real"] >= 0 and r["training s"] > 0

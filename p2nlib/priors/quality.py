@@ -53,11 +53,12 @@ def text_quality(encoder, samples: torch.Tensor, labels: list[str], real: torch.
             "per category (samples)": zs["per_category"]}
 
 
-def text_prior_quality(prior, encoder, p: Profile, seed: int = 0) -> tuple[dict, torch.Tensor, list[str], int]:
+def text_prior_quality(prior, encoder, objs: list, real: torch.Tensor,
+                       seed: int = 0) -> tuple[dict, torch.Tensor, list[str], int]:
     """Chapter 08's measure of a text prior: enough samples per category for a Fréchet distance, from each
-    category's plain caption, scored by :func:`text_quality` against the held-out renders at the prior's size.
-    Returns the scores, the samples (category-major), their labels and the samples per category."""
-    objs, real, _ = held_out(p, prior.cfg)
+    category's plain caption, scored by :func:`text_quality` against the held-out objects ``objs`` and their
+    views ``real`` (N, V, S, S, 3) at the prior's size (:func:`held_out`). Returns the scores, the samples
+    (category-major), their labels and the samples per category."""
     per = metrics.views_for_frechet(16, encoder.embed_dim)
     samples, labels = text_samples(prior, encoder, per, seed=seed)
     scores = text_quality(encoder, samples, labels, real.reshape(-1, *real.shape[2:]),

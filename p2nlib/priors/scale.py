@@ -15,7 +15,6 @@ book's (``artifacts/<profile>/priors/``), so a rerun reads them back.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 
@@ -44,13 +43,14 @@ def parse_config(spec: str, p: Profile) -> PriorConfig:
 def study(p: Profile, encoder, configs: list[PriorConfig], device="cpu", seed: int = 0,
           progress: bool = True) -> list[dict]:
     """One row per config: its size, training seconds and the quality of its samples (chapter 08's measure)."""
-    rows, data = [], {}
+    rows, data, held = [], {}, {}                 # training data and held-out views, once per image size
     for cfg in configs:
         t0 = time.perf_counter()
         if cfg.size not in data:
             data[cfg.size] = train.training_data(p, encoder, cfg, progress)
+            held[cfg.size] = quality.held_out(p, cfg)[:2]
         prior = train.text_prior(p, encoder, data[cfg.size], cfg, device, seed, progress)
-        scores, *_ = quality.text_prior_quality(prior, encoder, p, seed)
+        scores, *_ = quality.text_prior_quality(prior, encoder, *held[cfg.size], seed)
         rows.append({"config": ",".join(map(str, cfg.channels)) + f" @ {cfg.size} px, {cfg.steps} x {cfg.batch}",
                      "parameters": f"{models.param_count(prior) / 1e6:.2f} M", "training s": round(prior.info["seconds"], 1),
                      "zero-shot on samples": round(scores["zero-shot top-1 on samples"], 3),
