@@ -17,11 +17,20 @@ export HF_HUB_OFFLINE := 1
 venv: $(VENV)/.installed
 
 # torch and torchvision first (the pinned pair), then the project, or pip may swap torch.
+# On x86_64 pip takes torch's CUDA build: about 7 GB in .venv, with its downloads unpacked beside
+# it while it installs. A new venv is refused up front when the disk has less than VENV_GB free,
+# rather than dying half-installed with "No space left on device".
+VENV_GB ?= 9
 $(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || { free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	  if [ "$$free" -lt $(VENV_GB) ]; then \
+	    echo "make: creating $(VENV) needs about $(VENV_GB) GB free on this disk (torch's CUDA build and" \
+	         "its downloads); $$free GB are free. Free some space (another clone's .venv, old artifacts/)" \
+	         "and run make again, or set VENV_GB=N to try with less." >&2; exit 1; fi; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e ".[book,test]"
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q --no-cache-dir -e ".[book,test]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
