@@ -8,7 +8,7 @@ import torch
 from p2nlib.baselines.sds import ImageSDSGuidance, TextSDSGuidance
 from p2nlib.core.profiles import PROFILES
 from p2nlib.data import cameras
-from p2nlib.priors import models, train
+from p2nlib.priors import models, sampling, train
 from p2nlib.priors.models import PriorConfig
 
 COLOURS = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.2, 0.9]])     # red, blue
@@ -21,7 +21,7 @@ class _Encoder:
 
 def avg_error(prior, x, cond):
     """Conditional denoising error averaged over timesteps and noise draws (one draw is too noisy to compare)."""
-    return sum(train.denoising_error(prior, x, cond, t=t, seed=s).item()
+    return sum(sampling.denoising_error(prior, x, cond, t=t, seed=s).item()
                for t in (100, 300, 500, 700) for s in range(4)) / 16
 
 
@@ -54,8 +54,18 @@ def test_tiny_text_prior_learns_its_condition(toy_prior):
     err_red, err_blue = avg_error(toy_prior, red, cond_red), avg_error(toy_prior, blue, cond_red)
     assert err_red < err_blue, (err_red, err_blue)
     # guided samples take the colour of their condition
-    s = train.sample(toy_prior, (torch.eye(2),), scale=3.0, steps=20)
-    assert s[0, ..., 0].mean() > s[0, ..., 2].mean() and s[1, ..., 2].mean() > s[1, ..., 0].mean()
+    for sampler in sampling.SAMPLERS:
+        s = sampling.sample(toy_prior, (torch.eye(2),), scale=3.0, steps=20, sampler=sampler)
+        assert s[0, ..., 0].mean() > s[0, ..., 2].mean() and s[1, ..., 2].mean() > s[1, ..., 0].mean(), sampler
+
+
+def test_sampling_repeats_for_a_seed_and_names_an_unknown_sampler(toy_prior):
+    cond = (torch.eye(2),)
+    a, b = (sampling.sample(toy_prior, cond, steps=10, seed=3) for _ in range(2))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, sampling.sample(toy_prior, cond, steps=10, seed=4))
+    with pytest.raises(ValueError, match="unknown sampler 'euler'.*ddpm, ddim"):
+        sampling.sample(toy_prior, cond, sampler="euler")
 
 
 def test_sds_gradient_moves_a_render_toward_the_condition(toy_prior):

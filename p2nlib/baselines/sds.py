@@ -42,7 +42,8 @@ class _SDS:
 
     def sds(self, rgb: torch.Tensor, cond: tuple) -> torch.Tensor:
         """Per-image SDS surrogate loss (N,) for renders (N, S, S, 3) whose gradient is the SDS gradient."""
-        from p2nlib.priors.train import guided_eps, to_model
+        from p2nlib.priors.sampling import guided_eps
+        from p2nlib.priors.train import to_model
 
         x = to_model(rgb, self.size)
         n, T = x.shape[0], self.alphas.shape[0]

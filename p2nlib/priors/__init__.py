@@ -11,7 +11,8 @@ images, so the book trains its own small priors, as it trains its own small CLIP
   its input and the relative camera (elevation, azimuth, radius change) as its condition: given a
   view of an object and a camera move, it denoises the object's view from the new camera.
 
-:mod:`p2nlib.priors.train` trains them (cached by config and inputs) and samples them (DDIM);
+:mod:`p2nlib.priors.train` trains them (cached by config and inputs), :mod:`p2nlib.priors.sampling`
+samples them (ancestral DDPM; DDIM for comparison);
 the score-distillation guidances that use them are in :mod:`p2nlib.baselines.sds`.
 """
 from p2nlib.priors.models import PriorConfig, TextPrior, ViewPrior, camera_encoding, relative_camera

@@ -16,7 +16,7 @@ import torch
 from p2nlib.core.profiles import Profile
 from p2nlib.data import fit, world
 from p2nlib.eval import clip_quality, metrics
-from p2nlib.priors import models, train
+from p2nlib.priors import models, sampling, train
 
 
 def held_out(p: Profile, cfg: models.PriorConfig, progress: bool = False):
@@ -34,12 +34,13 @@ def held_out(p: Profile, cfg: models.PriorConfig, progress: bool = False):
 
 
 def text_samples(prior, encoder, per_category: int, scale: float = 3.0, steps: int = 50,
-                 seed: int = 0) -> tuple[torch.Tensor, list[str]]:
+                 seed: int = 0, sampler: str = "ddpm") -> tuple[torch.Tensor, list[str]]:
     """``per_category`` samples (16 * per_category, S, S, 3) from each category's plain caption, category-major."""
     cats = list(world.CATEGORIES)
     emb = encoder.encode_text([world.category_caption(c) for c in cats]).float().cpu()
     cond = emb.repeat_interleave(per_category, 0)
-    return train.sample(prior, (cond,), scale, steps, seed), [c for c in cats for _ in range(per_category)]
+    return (sampling.sample(prior, (cond,), scale, steps, seed, sampler),
+            [c for c in cats for _ in range(per_category)])
 
 
 def text_quality(encoder, samples: torch.Tensor, labels: list[str], real: torch.Tensor,
@@ -53,29 +54,29 @@ def text_quality(encoder, samples: torch.Tensor, labels: list[str], real: torch.
             "per category (samples)": zs["per_category"]}
 
 
-def text_prior_quality(prior, encoder, objs: list, real: torch.Tensor,
-                       seed: int = 0) -> tuple[dict, torch.Tensor, list[str], int]:
+def text_prior_quality(prior, encoder, objs: list, real: torch.Tensor, seed: int = 0,
+                       sampler: str = "ddpm") -> tuple[dict, torch.Tensor, list[str], int]:
     """Chapter 08's measure of a text prior: enough samples per category for a Fréchet distance, from each
     category's plain caption, scored by :func:`text_quality` against the held-out objects ``objs`` and their
     views ``real`` (N, V, S, S, 3) at the prior's size (:func:`held_out`). Returns the scores, the samples
     (category-major), their labels and the samples per category."""
     per = metrics.views_for_frechet(16, encoder.embed_dim)
-    samples, labels = text_samples(prior, encoder, per, seed=seed)
+    samples, labels = text_samples(prior, encoder, per, seed=seed, sampler=sampler)
     scores = text_quality(encoder, samples, labels, real.reshape(-1, *real.shape[2:]),
                           [o.category for o in objs for _ in range(real.shape[1])])
     return scores, samples, labels, per
 
 
 def novel_views(prior, reference: torch.Tensor, ref_pose: torch.Tensor, target_pose: torch.Tensor,
-                scale: float = 3.0, steps: int = 50, seed: int = 0) -> torch.Tensor:
+                scale: float = 3.0, steps: int = 50, seed: int = 0, sampler: str = "ddpm") -> torch.Tensor:
     """Sampled views (N, S, S, 3) of the object in ``reference`` (N, S, S, 3) from ``target_pose`` (N, 4, 4)."""
     rel = models.relative_camera(ref_pose, target_pose)
-    return train.sample(prior, (train.to_model(reference, prior.cfg.size), models.camera_encoding(rel)),
-                        scale, steps, seed)
+    return sampling.sample(prior, (train.to_model(reference, prior.cfg.size), models.camera_encoding(rel)),
+                           scale, steps, seed, sampler)
 
 
 def view_quality(prior, encoder, views: torch.Tensor, poses: torch.Tensor, scale: float = 3.0,
-                 seed: int = 0) -> tuple[dict, torch.Tensor]:
+                 seed: int = 0, sampler: str = "ddpm") -> tuple[dict, torch.Tensor]:
     """Reference = view 0 of each object, targets = every other view. Returns the scores (PSNR and CLIP
     similarity of the sampled view vs ground truth, and of the copied reference) and the samples
     (N, V - 1, S, S, 3)."""
@@ -83,7 +84,7 @@ def view_quality(prior, encoder, views: torch.Tensor, poses: torch.Tensor, scale
     ref = views[:, 0].repeat_interleave(v - 1, 0)
     ref_pose = poses[:, 0].repeat_interleave(v - 1, 0)
     tgt, tgt_pose = views[:, 1:].reshape(-1, *views.shape[2:]), poses[:, 1:].reshape(-1, 4, 4)
-    out = novel_views(prior, ref, ref_pose, tgt_pose, scale, seed=seed)
+    out = novel_views(prior, ref, ref_pose, tgt_pose, scale, seed=seed, sampler=sampler)
     score = lambda a: {"PSNR vs ground truth (dB)": float(fit.psnr(a, tgt, (1, 2, 3)).mean()),
                        "CLIP similarity to ground truth": float(metrics.image_similarity(
                            encoder, a[:, None], tgt[:, None]).mean())}

@@ -16,7 +16,8 @@ nearly-clean timesteps from dominating the loss; Hang et al. 2023), the conditio
 ``cond_drop`` of the samples, AdamW with a short warmup and cosine decay.
 Trained priors are cached under ``artifacts/<profile>/priors/`` keyed by their config, the digest of
 their training images, the text encoder's fingerprint, the seed and this code, so a change to any of
-them trains afresh. Sampling is DDIM (``diffusers.DDIMScheduler``) with classifier-free guidance.
+them trains afresh. Sampling from them is :mod:`p2nlib.priors.sampling` (kept apart, so a change to how
+the book samples does not retrain them).
 """
 from __future__ import annotations
 
@@ -190,46 +191,3 @@ def view_prior(p: Profile, encoder, data: PriorData | None = None, cfg: PriorCon
     return _cached(p, "view", _key(p, cfg, data, encoder, seed, "view"), lambda: ViewPrior(cfg),
                    lambda m: _fit(m, cfg, lambda g: _view_batch(data, cfg.batch, g), device, seed, progress,
                                   "view prior"), seed, device)
-
-
-# ----------------------------------------------------------------------------------------------
-# sampling
-# ----------------------------------------------------------------------------------------------
-
-def guided_eps(model, x_t: torch.Tensor, t: torch.Tensor, cond: tuple, scale: float) -> torch.Tensor:
-    """Classifier-free guided noise prediction: eps_u + scale (eps_c - eps_u), in one batched call."""
-    b = x_t.shape[0]
-    drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(x_t.device)
-    eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), *(torch.cat([c, c]) for c in cond), drop=drop)
-    e_c, e_u = eps.chunk(2)
-    return e_u + scale * (e_c - e_u)
-
-
-@torch.no_grad()
-def sample(model, cond: tuple, scale: float = 3.0, steps: int = 50, seed: int = 0) -> torch.Tensor:
-    """DDIM samples (B, S, S, 3) in [0, 1], one per condition row (``cond`` as the model's forward takes it)."""
-    from diffusers import DDIMScheduler
-
-    cfg = model.cfg
-    dev = next(model.parameters()).device
-    ddim = DDIMScheduler.from_config(models.scheduler(cfg).config)
-    ddim.set_timesteps(steps)
-    gen = torch.Generator().manual_seed(seed)
-    b = cond[0].shape[0]
-    x = torch.randn(b, 3, cfg.size, cfg.size, generator=gen).to(dev)
-    cond = tuple(c.to(dev) for c in cond)
-    for t in ddim.timesteps:
-        eps = guided_eps(model, x, t.expand(b).to(dev), cond, scale)
-        x = ddim.step(eps, t, x).prev_sample
-    return to_images(x).cpu()
-
-
-def denoising_error(model, x0: torch.Tensor, cond: tuple, t: int, seed: int = 0) -> torch.Tensor:
-    """Per-image conditional noise-prediction error at timestep ``t`` (B,) for images in model space."""
-    gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn(x0.shape, generator=gen)
-    tt = torch.full((x0.shape[0],), t, dtype=torch.long)
-    x_t = models.scheduler(model.cfg).add_noise(x0, noise, tt)
-    with torch.no_grad():
-        eps = model(x_t, tt, *cond)
-    return (eps - noise).pow(2).mean((1, 2, 3))
