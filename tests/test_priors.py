@@ -209,3 +209,11 @@ def test_scale_study_scores_each_config_with_chapter_08s_measure():
     assert len(rows) == 2 and rows[0]["parameters"] != rows[1]["parameters"]
     for r in rows:
         assert 0 <= r["zero-shot on samples"] <= 1 and r["FD-CLIP samples vs real"] >= 0 and r["training s"] > 0
+
+
+def test_a_profile_gives_each_prior_its_own_widths():
+    p = PROFILES["small"]
+    assert PriorConfig.from_profile(p, "text").channels == tuple(p.text_prior_channels)
+    assert PriorConfig.from_profile(p, "view").channels == tuple(p.prior_channels)
+    with pytest.raises(ValueError, match="'text' or 'view'"):
+        PriorConfig.from_profile(p, "txt")

@@ -97,7 +97,8 @@ class Chapter:
 
         if kind not in self._priors:
             if "data" not in self._priors:
-                self._priors["data"] = priors.training_data(self.P, self.enc, priors.PriorConfig.from_profile(self.P))
+                self._priors["data"] = priors.training_data(self.P, self.enc,
+                                                              priors.PriorConfig.from_profile(self.P, "view"))
             make = priors.text_prior if kind == "text" else priors.view_prior
             self._priors[kind] = make(self.P, self.enc, self._priors["data"], device=self.device, seed=self.seed)
         return self._priors[kind]

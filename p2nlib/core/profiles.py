@@ -71,7 +71,8 @@ class Profile:
     gallery_per_category: int      # test scenes per category in the Figure 2 gallery (05)
     # diffusion priors trained in the book (stand-ins for Stable Diffusion and Zero-1-to-3; 08_priors)
     prior_size: int                # image size of both priors (pixels)
-    prior_channels: tuple          # UNet block widths (attention in the last, lowest-resolution block)
+    prior_channels: tuple          # the view prior's UNet block widths (attention in the last, lowest-resolution block)
+    text_prior_channels: tuple     # the text prior's (it has 16 categories to draw from one caption, not one view to turn)
     prior_steps: int               # training steps of each prior
     prior_batch: int
     prior_lr: float
@@ -97,7 +98,8 @@ PROFILES: dict[str, Profile] = {
         opt_size=12, opt_samples=12, opt_views=1, opt_lr=3e-3, opt_epoch_iters=5, opt_eps=1e-4, opt_k=2,
         opt_max_epochs=4, opt_check_views=2, opt_seeds=2, eval_views=4,
         align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
-        prior_size=16, prior_channels=(16, 16, 32), prior_steps=4, prior_batch=8, prior_lr=1e-3,
+        prior_size=16, prior_channels=(16, 16, 32), text_prior_channels=(16, 16, 32), prior_steps=4,
+        prior_batch=8, prior_lr=1e-3,
         sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=4,
     ),
     "small": Profile(
@@ -112,7 +114,8 @@ PROFILES: dict[str, Profile] = {
         opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
         opt_max_epochs=24, opt_check_views=4, opt_seeds=3, eval_views=8,
         align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
-        prior_size=16, prior_channels=(32, 64, 64), prior_steps=1200, prior_batch=32, prior_lr=1e-3,
+        prior_size=16, prior_channels=(32, 64, 64), text_prior_channels=(48, 96, 96),
+        prior_steps=1200, prior_batch=32, prior_lr=1e-3,
         sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=8,
     ),
     "paper": Profile(
@@ -127,7 +130,8 @@ PROFILES: dict[str, Profile] = {
         opt_size=64, opt_samples=64, opt_views=4, opt_lr=1e-3, opt_epoch_iters=100, opt_eps=1e-4, opt_k=3,
         opt_max_epochs=400, opt_check_views=8, opt_seeds=5, eval_views=16,
         align_heads=4, ood_seeds=5, opt_eps_sensitivity=(3e-5, 3e-4), eval_train_cap=64, gallery_per_category=5,
-        prior_size=64, prior_channels=(64, 128, 128, 256), prior_steps=30000, prior_batch=128, prior_lr=5e-4,
+        prior_size=64, prior_channels=(64, 128, 128, 256),
+        text_prior_channels=(64, 128, 128, 256), prior_steps=30000, prior_batch=128, prior_lr=5e-4,
         sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=3e-3, sds_max_epochs=100,
     ),
 }

@@ -27,8 +27,12 @@ class PriorConfig:
     snr_gamma: float = 5.0                           # Min-SNR-gamma loss weighting (Hang et al. 2023); 0: plain MSE
 
     @classmethod
-    def from_profile(cls, p: Profile, **overrides) -> "PriorConfig":
-        base = dict(size=p.prior_size, channels=tuple(p.prior_channels), steps=p.prior_steps,
+    def from_profile(cls, p: Profile, kind: str, **overrides) -> "PriorConfig":
+        """The profile's ``kind`` ("text" or "view") prior; they differ only in their block widths."""
+        if kind not in ("text", "view"):
+            raise ValueError(f"kind must be 'text' or 'view', not {kind!r}")
+        channels = p.text_prior_channels if kind == "text" else p.prior_channels
+        base = dict(size=p.prior_size, channels=tuple(channels), steps=p.prior_steps,
                     batch=p.prior_batch, lr=p.prior_lr)
         base.update(overrides)
         return cls(**base)

@@ -37,7 +37,7 @@ def parse_config(spec: str, p: Profile) -> PriorConfig:
                          f":key=value with key one of {', '.join(OVERRIDES)}, e.g. 48,96,96:size=32:steps=4000") from None
     if len(channels) < 2:
         raise InputError(f"prior config {spec!r}: give at least two block widths, e.g. 32,64,64")
-    return PriorConfig.from_profile(p, channels=channels, **extra)
+    return PriorConfig.from_profile(p, "text", channels=channels, **extra)
 
 
 def study(p: Profile, encoder, configs: list[PriorConfig], device="cpu", seed: int = 0,
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         p = get_profile(args.profile)
-        default = ",".join(map(str, p.prior_channels))
-        specs = args.config or [default, ",".join(str(2 * c) for c in p.prior_channels)]
+        default = ",".join(map(str, p.text_prior_channels))
+        specs = args.config or [default, ",".join(str(2 * c) for c in p.text_prior_channels)]
         configs = [parse_config(s, p) for s in specs]
         device = resolve_device(args.device)
         encoder = clip.load_encoder(p, device)

@@ -175,7 +175,7 @@ def text_prior(p: Profile, encoder, data: PriorData | None = None, cfg: PriorCon
                device="cpu", seed: int = 0, progress: bool = True) -> TextPrior:
     """The profile's text-conditioned prior (trained once on ``device``, then read from the cache), returned on
     ``device``. ``model.info`` holds its training curve and seconds; ``model.fingerprint`` what it was trained from."""
-    cfg = cfg or PriorConfig.from_profile(p)
+    cfg = cfg or PriorConfig.from_profile(p, "text")
     data = data or training_data(p, encoder, cfg, progress)
     dim = data.text_emb.shape[1]
     return _cached(p, "text", _key(p, cfg, data, encoder, seed, "text"), lambda: TextPrior(cfg, dim),
@@ -186,7 +186,7 @@ def text_prior(p: Profile, encoder, data: PriorData | None = None, cfg: PriorCon
 def view_prior(p: Profile, encoder, data: PriorData | None = None, cfg: PriorConfig | None = None,
                device="cpu", seed: int = 0, progress: bool = True) -> ViewPrior:
     """The profile's view-conditioned prior (trained once on ``device``, then read from the cache), on ``device``."""
-    cfg = cfg or PriorConfig.from_profile(p)
+    cfg = cfg or PriorConfig.from_profile(p, "view")
     data = data or training_data(p, encoder, cfg, progress)
     return _cached(p, "view", _key(p, cfg, data, encoder, seed, "view"), lambda: ViewPrior(cfg),
                    lambda m: _fit(m, cfg, lambda g: _view_batch(data, cfg.batch, g), device, seed, progress,
