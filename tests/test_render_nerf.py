@@ -116,3 +116,36 @@ def test_proximal_fit_stays_nearer_the_template_and_still_fits():
     assert (near.psnr_heldout > 8).all()      # still a fit, not the template
     # the paper's recipe (no pull) keeps the config, and so the dataset records, it always had
     assert "proximal" not in cfg.to_dict() and dataclasses.replace(cfg, proximal=1.0).to_dict()["proximal"] == 1.0
+
+
+def test_fit_with_ground_truth_rendered_beforehand_is_the_same_fit():
+    import dataclasses
+
+    from p2nlib.data import world
+
+    spec = nerf.NerfSpec.from_profile(PROFILES["tiny"])
+    cfg = dataclasses.replace(fit.FitConfig.from_profile(PROFILES["tiny"]), warmup_steps=5, fit_steps=5)
+    objs = [world.make_object("chair", i, 0) for i in range(2)]
+    gt = fit.ground_truth(objs, cfg)
+    a = fit.fit(objs, spec, cfg, progress=False)
+    b = fit.fit(objs, spec, cfg, progress=False, ground_truth=gt)
+    assert all(torch.equal(a.params[k], b.params[k]) for k in nerf.PARAM_NAMES)
+    assert torch.equal(a.psnr_heldout, b.psnr_heldout)
+    with pytest.raises(ValueError, match=r"ground_truth.train has shape .* fit.ground_truth"):
+        fit.fit(objs[:1], spec, cfg, progress=False, ground_truth=gt)
+
+
+def test_bf16_products_follow_the_float32_network():
+    import dataclasses
+
+    spec = nerf.NerfSpec(32, 4)
+    params = nerf.init_params(spec, 3, "random", seed=2)
+    x = torch.rand(3, 200, 3) - 0.5
+    s32, c32 = nerf.forward(params, x, spec.freqs)
+    s16, c16 = nerf.forward(params, x, spec.freqs, bf16=True)
+    assert s16.dtype == c16.dtype == torch.float32
+    assert (c16 - c32).abs().max() < 2e-2 and (s16 - s32).abs().max() < 5e-2 * s32.abs().max().clamp_min(1)
+    cfg = dataclasses.replace(fit.FitConfig.from_profile(PROFILES["tiny"]), bf16=False)
+    # float32 (the paper's) keeps the config, and so the datasets' fingerprints, it always had
+    assert "bf16" not in cfg.to_dict() and dataclasses.replace(cfg, bf16=True).to_dict()["bf16"] is True
+    assert fit.FitConfig.from_profile(PROFILES["small"]).bf16 == PROFILES["small"].fit_bf16

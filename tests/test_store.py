@@ -93,7 +93,7 @@ def test_resume_after_kill_9(tmp_path, counted_fit):
     slow = dataclasses.replace(MINI, fit_steps=400)
     code = ("import dataclasses, sys; from pathlib import Path; from p2nlib.data import store; "
             "from p2nlib.core.profiles import PROFILES; "
-            f"p = dataclasses.replace(PROFILES['tiny'], **{json.dumps({k: v for k, v in dataclasses.asdict(slow).items() if k != 'name'})}); "
+            f"p = dataclasses.replace(PROFILES['tiny'], **{ {k: v for k, v in dataclasses.asdict(slow).items() if k != 'name'}!r}); "
             f"store.fit_dataset(p, Path({str(out)!r}), progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 120

@@ -138,3 +138,70 @@ def test_recipe_is_a_config_field_and_the_function_term_trains():
     assert info_paper["history"]["function"] == [0.0] * 3
     assert all(f > 0 for f in info_ours["history"]["function"])
     assert vae.VaeConfig.from_profile(PROFILES["small"]).function_weight == PROFILES["small"].vae_function_weight
+
+
+def _per_token_reference(spec, cfg, seed=0):
+    """The batched model and its 14 VAEs as separate modules, from one seeded initialisation."""
+    torch.manual_seed(seed)
+    model = vae.ParamVAE(spec, cfg)
+    return model, torch.nn.ModuleList(model.token_vaes())
+
+
+def test_batched_stage1_equals_fourteen_separate_vaes_outputs_and_gradients():
+    spec = nerf.NerfSpec(16, 2)
+    params = nerf.init_params(spec, 6, "random", seed=4)
+    cfg = vae.VaeConfig(latent_dim=8, hidden=32, function_weight=10.0, function_points=32)
+    model, tokens = _per_token_reference(spec, cfg)
+    model.set_stats(params)
+    assert [len(g) for g in model.groups] == [1, 6, 5, 1, 1]       # l0.w | hidden biases | hidden weights | l6.w | l6.b
+    # the tokens start exactly as 14 nn.Linear-initialised TokenVAEs created in token order would
+    torch.manual_seed(0)
+    fresh = [vae.TokenVAE(*t.encoder[0].weight.shape[::-1], 8) for t in tokens]
+    for a, b in zip(fresh, tokens):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    # encode / decode per token
+    mu, logvar = model.encode(params)
+    ref = [t.encode(x) for t, x in zip(tokens, model.normalise(params))]
+    assert torch.allclose(mu, torch.stack([m for m, _ in ref], 1), atol=1e-6)
+    assert torch.allclose(logvar, torch.stack([lv for _, lv in ref], 1), atol=1e-6)
+    dec = model.decode(mu)
+    ref_dec = model.denormalise([t.decoder(m) for t, (m, _) in zip(tokens, ref)])
+    assert all(torch.allclose(dec[k], ref_dec[k], atol=1e-5) for k in nerf.PARAM_NAMES)
+    # the training loss (same noise from the same seed) and every gradient
+    torch.manual_seed(7)
+    batched = model.loss(params, torch.Generator().manual_seed(1))
+    torch.manual_seed(7)
+    separate = vae.per_token_loss(model, list(tokens), params, torch.Generator().manual_seed(1))
+    for a, b in zip(batched, separate):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7), (a, b)
+    batched[0].backward()
+    separate[0].backward()
+    for g, block in zip(model.groups, model.blocks):
+        for j, i in enumerate(g):
+            lin = [m for m in tokens[i].modules() if isinstance(m, torch.nn.Linear)]   # encoder, mu, logvar, decoder
+            grp = [*block.encoder, block.mu, block.logvar, *block.decoder]
+            assert len(lin) == len(grp)
+            for m, gl in zip(lin, grp):
+                assert torch.allclose(gl.weight.grad[j].t(), m.weight.grad, rtol=1e-4, atol=1e-7)
+                assert torch.allclose(gl.bias.grad[j], m.bias.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_batched_stage1_trains_like_separate_vaes():
+    """A few Adam steps of the batched model and of the 14 separate VAEs end at the same weights."""
+    spec = nerf.NerfSpec(16, 2)
+    params = nerf.init_params(spec, 8, "random", seed=5)
+    cfg = vae.VaeConfig(latent_dim=8, hidden=32, function_weight=10.0, function_points=32)
+    model, tokens = _per_token_reference(spec, cfg)
+    model.set_stats(params)
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in (model, tokens)]
+    gens = [torch.Generator().manual_seed(3) for _ in range(2)]
+    for _ in range(5):
+        for which, (m, opt, gen) in enumerate(zip((model, tokens), opts, gens)):
+            torch.manual_seed(11 + _)
+            loss = model.loss(params, gen)[0] if which == 0 else vae.per_token_loss(model, list(tokens), params, gen)[0]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for trained, sep in zip(model.token_vaes(), tokens):
+        for a, b in zip(trained.state_dict().values(), sep.state_dict().values()):
+            assert torch.allclose(a, b, atol=1e-5)

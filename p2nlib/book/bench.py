@@ -8,6 +8,13 @@ at a time, on the same objects, steps and views; NeRFs per hour for each, the ra
 held-out PSNR of both to show equal quality; the achieved GFLOP/s of the batched fit (the MLP's
 matrix products, forward and backward, counted from the network's shape) against this machine's sgemm
 peak measured in the same run, and with ``--profile-ops`` where the fitting time goes (torch profiler).
+The batched fit is timed with its ground truth rendered beforehand (:func:`p2nlib.data.fit.ground_truth`),
+in float32 (the paper's) and with the products in bfloat16 (``FitConfig.bf16``).
+
+``stages``: one training step of each stage, with its achieved GFLOP/s against the same run's sgemm peak:
+stage 1 (the 14 VAEs batched by token shape against one VAE at a time, same initial weights), both
+diffusion priors (float32, ``channels_last``, bfloat16 autocast), and one text-SDS iteration of a batch
+of runs.
 """
 from __future__ import annotations
 
@@ -37,14 +44,7 @@ def fit_flops(spec: nerf.NerfSpec, cfg: fit.FitConfig, objects: int) -> float:
 def sgemm_peak(size: int = 1024, repeats: int = 20, device: str | torch.device = "cpu") -> float:
     """This machine's single-precision matrix-product speed (GFLOP/s, best of ``repeats``)."""
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * size ** 3 / best / 1e9
+    return 2 * size ** 3 / _best_seconds(lambda: a @ b, repeats, device) / 1e9
 
 
 def profile_fit(objs, spec, cfg, device, rows: int = 12) -> str:
@@ -58,35 +58,180 @@ def profile_fit(objs, spec, cfg, device, rows: int = 12) -> str:
 
 
 def bench_fitting(profile: str = "small", objects: int = 16, steps: int | None = None,
-                  device: str = "auto", profile_ops: bool = False) -> dict:
+                  device: str = "auto", profile_ops: bool = False, one_at_a_time: bool = True) -> dict:
     prof = get_profile(profile)
     if steps:
         prof = dataclasses.replace(prof, warmup_steps=steps, fit_steps=steps)
     dev = resolve_device(device)
     objs = store.dataset_objects(dataclasses.replace(prof, objects_per_category=(objects + 7) // 8))[:objects]
     spec, cfg = nerf.NerfSpec.from_profile(prof), fit.FitConfig.from_profile(prof)
+    cfg32, cfg16 = dataclasses.replace(cfg, bf16=False), dataclasses.replace(cfg, bf16=True)
     t0 = time.perf_counter()
-    batched = fit.fit(objs, spec, cfg, device=dev, progress=False)
+    gt = fit.ground_truth(objs, cfg, dev)
+    t_gt = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    batched = fit.fit(objs, spec, cfg32, device=dev, progress=False, ground_truth=gt)
     t_batched = time.perf_counter() - t0
     t0 = time.perf_counter()
-    single = [fit.fit([o], spec, cfg, device=dev, progress=False, seed=i) for i, o in enumerate(objs)]
-    t_single = time.perf_counter() - t0
-    psnr_single = torch.cat([r.psnr_heldout for r in single])
-    gflops = fit_flops(spec, cfg, len(objs)) / t_batched / 1e9
+    half = fit.fit(objs, spec, cfg16, device=dev, progress=False, ground_truth=gt)
+    t_half = time.perf_counter() - t0
     peak = sgemm_peak(device=dev)
-    if profile_ops:
-        print(profile_fit(objs, spec, cfg, dev))
-    return {
+    flops = fit_flops(spec, cfg, len(objs))
+    out = {
         "objects": len(objs), "steps": cfg.warmup_steps + cfg.fit_steps, "device": str(dev),
-        "batched NeRFs/hour": 3600 * len(objs) / t_batched,
-        "one-at-a-time NeRFs/hour": 3600 * len(objs) / t_single,
-        "speed-up": t_single / t_batched,
-        "batched PSNR (dB)": batched.psnr_heldout.mean().item(),
-        "one-at-a-time PSNR (dB)": psnr_single.mean().item(),
-        "batched GFLOP/s (MLP products)": gflops,
+        "ground truth rendered once (s)": t_gt,
+        "batched NeRFs/hour (fp32)": 3600 * len(objs) / t_batched,
+        "batched NeRFs/hour (bf16 products)": 3600 * len(objs) / t_half,
+        "batched PSNR (dB, fp32)": batched.psnr_heldout.mean().item(),
+        "batched PSNR (dB, bf16 products)": half.psnr_heldout.mean().item(),
+        "batched GFLOP/s (MLP products, fp32)": flops / t_batched / 1e9,
+        "batched GFLOP/s (MLP products, bf16)": flops / t_half / 1e9,
         "sgemm peak GFLOP/s (1024^2, this run)": peak,
-        "fraction of sgemm peak": gflops / peak,
+        "fraction of sgemm peak (fp32)": flops / t_batched / 1e9 / peak,
+        "fraction of sgemm peak (bf16 products)": flops / t_half / 1e9 / peak,
+        "width-W bmm alone, fp32 (fraction of peak)": small_bmm_gflops(spec, cfg, dev) / peak,
     }
+    if one_at_a_time:
+        t0 = time.perf_counter()
+        single = [fit.fit([o], spec, cfg32, device=dev, progress=False, seed=i) for i, o in enumerate(objs)]
+        t_single = time.perf_counter() - t0
+        out.update({"one-at-a-time NeRFs/hour": 3600 * len(objs) / t_single,
+                    "batched speed-up over one at a time": t_single / t_batched,
+                    "one-at-a-time PSNR (dB)": torch.cat([r.psnr_heldout for r in single]).mean().item()})
+    if profile_ops:
+        print(profile_fit(objs, spec, cfg32, dev))
+    return out
+
+
+def small_bmm_gflops(spec: nerf.NerfSpec, cfg: fit.FitConfig, device, objects: int = 48, repeats: int = 20) -> float:
+    """The fitting's hidden-layer product alone, (B, rays x samples, W) @ (B, W, W) in float32: the most one
+    of its matrix products reaches on this machine, whatever surrounds it."""
+    n, w = cfg.rays * cfg.samples, spec.width
+    x, m = torch.randn(objects, n, w, device=device), torch.randn(objects, w, w, device=device)
+    return 2 * objects * n * w * w / _best_seconds(lambda: torch.bmm(x, m), repeats, device) / 1e9
+
+
+def _best_seconds(fn, repeats: int, device) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _median_seconds(fn, repeats: int, device) -> float:
+    import statistics
+
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _step_flops(step) -> float:
+    """FLOPs of one call of ``step`` (matrix products and convolutions, forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def bench_stages(profile: str = "small", device: str = "auto", repeats: int = 10) -> dict:
+    """One training step of stage 1, of both priors and one SDS iteration: ms and GFLOP/s each."""
+    from p2nlib.generate import vae
+    from p2nlib.priors import models
+
+    prof, dev = get_profile(profile), resolve_device(device)
+    peak = sgemm_peak(device=dev)
+    out: dict = {"device": str(dev), "sgemm peak GFLOP/s (1024^2, this run)": peak}
+
+    # stage 1: the same 14 VAEs (same initial weights) batched by token shape, and one at a time
+    spec, cfg = nerf.NerfSpec.from_profile(prof), vae.VaeConfig.from_profile(prof)
+    params = {k: v.to(dev) for k, v in nerf.init_params(spec, cfg.batch, "random", 0).items()}
+    torch.manual_seed(0)
+    model = vae.ParamVAE(spec, cfg)
+    model.set_stats(params)
+    model.to(dev)
+    tokens = torch.nn.ModuleList(model.token_vaes()).to(dev)
+    gen = torch.Generator().manual_seed(0)
+    for name, mod, loss_fn in (("batched by token shape", model, lambda: model.loss(params, gen)[0]),
+                               ("one VAE at a time", tokens,
+                                lambda: vae.per_token_loss(model, list(tokens), params, gen)[0])):
+        opt = torch.optim.Adam(mod.parameters(), lr=cfg.lr, fused=dev.type in ("cpu", "cuda"))
+
+        def step(loss_fn=loss_fn, opt=opt):
+            loss = loss_fn()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sec, fl = _median_seconds(step, repeats, dev), _step_flops(step)
+        out[f"stage 1 step, {name} (ms)"] = 1000 * sec
+        out[f"stage 1 step, {name} (GFLOP/s)"] = fl / sec / 1e9
+
+    # the diffusion priors: one training step (forward, backward, AdamW) at the profile's batch and size
+    for kind in ("text", "view"):
+        pcfg = models.PriorConfig.from_profile(prof, kind)
+        prior = (models.TextPrior(pcfg, prof.clip_embed_dim) if kind == "text" else models.ViewPrior(pcfg)).to(dev)
+        x = torch.randn(pcfg.batch, 3, pcfg.size, pcfg.size, device=dev)
+        t = torch.randint(0, pcfg.timesteps, (pcfg.batch,), device=dev)
+        cond = ((torch.randn(pcfg.batch, prof.clip_embed_dim, device=dev),) if kind == "text" else
+                (torch.randn(pcfg.batch, 3, pcfg.size, pcfg.size, device=dev), torch.randn(pcfg.batch, 4, device=dev)))
+        opt = torch.optim.AdamW(prior.parameters(), lr=pcfg.lr)
+        for variant in ("fp32", "channels_last", "bf16 autocast"):
+            xx = x.contiguous(memory_format=torch.channels_last) if variant == "channels_last" else x
+            if variant == "channels_last":
+                prior.to(memory_format=torch.channels_last)
+
+            def step(xx=xx, variant=variant):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=variant == "bf16 autocast"):
+                    loss = (prior(xx, t, *cond) - xx).float().pow(2).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            try:
+                sec = _median_seconds(step, repeats, dev)
+            except RuntimeError as err:          # a variant this torch build cannot run
+                out[f"{kind} prior step, {variant}"] = f"failed: {str(err).splitlines()[0][:80]}"
+                continue
+            out[f"{kind} prior step, {variant} (ms)"] = 1000 * sec
+            if variant == "fp32":
+                fl = _step_flops(step)
+                out[f"{kind} prior ({models.param_count(prior) / 1e6:.2f} M params) GFLOP/s, fp32"] = fl / sec / 1e9
+        prior.to(memory_format=torch.contiguous_format)
+
+    # one text-SDS iteration: render every run at the prior's size, distil, step
+    from p2nlib.baselines import optimize, sds
+
+    pcfg = models.PriorConfig.from_profile(prof, "text")
+    prior = models.TextPrior(pcfg, prof.clip_embed_dim).to(dev).eval()
+    runs = 24
+    guide = sds.TextSDSGuidance(prior, torch.randn(runs, prof.clip_embed_dim), scale=prof.sds_text_scale)
+    p = {k: v.clone().requires_grad_(True) for k, v in optimize.template_init(spec, runs).items()}
+    p = {k: v.to(dev).detach().requires_grad_(True) for k, v in p.items()}
+    opt = torch.optim.Adam(p.values(), lr=prof.sds_lr)
+    render_fn = optimize._render_fn(p, spec, prof.opt_samples)
+    poses = torch.stack([fit.train_poses(fit.FitConfig.from_profile(prof))[:prof.opt_views]] * runs)
+    idx = torch.arange(runs)
+
+    def sds_step():
+        loss = guide.loss(render_fn, poses, pcfg.size, idx).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    sec = _median_seconds(sds_step, repeats, dev)
+    out[f"text SDS iteration, {runs} runs (ms)"] = 1000 * sec
+    out[f"text SDS iteration GFLOP/s"] = _step_flops(sds_step) / sec / 1e9
+    return out
 
 
 def bench_pipeline(profile: str = "small", device: str = "auto", repeats: int = 20) -> dict:
@@ -113,21 +258,27 @@ def bench_pipeline(profile: str = "small", device: str = "auto", repeats: int = 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("which", nargs="*", default=["pipeline", "fitting"], choices=["pipeline", "fitting"])
+    ap.add_argument("which", nargs="*", default=["pipeline", "fitting", "stages"],
+                    choices=["pipeline", "fitting", "stages"])
     ap.add_argument("--profile", default="small")
     ap.add_argument("--objects", type=int, default=16)
     ap.add_argument("--steps", type=int, default=None, help="override warm-up and photometric steps")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--profile-ops", action="store_true", help="also print where the fitting time goes")
+    ap.add_argument("--no-one-at-a-time", action="store_true", help="skip fitting the objects one at a time")
     args = ap.parse_args(argv)
     for which in args.which:
         if which == "pipeline":
             print(f"pipeline benchmark: profile={args.profile}, threads={torch.get_num_threads()} "
                   "(targets on a 2-core CPU: <= 50 ms to parameters, <= 1 s to 8 views at 64 px)")
             res = bench_pipeline(args.profile, args.device)
-        else:
+        elif which == "fitting":
             print(f"fitting benchmark: profile={args.profile}, {args.objects} objects, threads={torch.get_num_threads()}")
-            res = bench_fitting(args.profile, args.objects, args.steps, args.device, args.profile_ops)
+            res = bench_fitting(args.profile, args.objects, args.steps, args.device, args.profile_ops,
+                                one_at_a_time=not args.no_one_at_a_time)
+        else:
+            print(f"stage benchmark: profile={args.profile}, one training step each, threads={torch.get_num_threads()}")
+            res = bench_stages(args.profile, args.device)
         for k, v in res.items():
             print(f"  {k:<40} {v:.2f}" if isinstance(v, float) else f"  {k:<40} {v}")
     return 0

@@ -80,6 +80,8 @@ class Profile:
     sds_view_scale: float          # ... of view-conditioned SDS (Zero-1-to-3 uses 3)
     sds_lr: float                  # Adam learning rate of the SDS baselines (constant)
     sds_max_epochs: int            # iteration cap of the SDS baselines, in convergence-test epochs
+    # speed levers that keep the recipe (measured in make bench and 01_dataset)
+    fit_bf16: bool = False         # the NeRF MLP's products in bfloat16 while fitting (ours; float32 = the paper's)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,7 +92,7 @@ PROFILES: dict[str, Profile] = {
         name="tiny", description="CI smoke run: every code path, minutes on a 2-core CPU",
         objects_per_category=3, train_views=6, heldout_views=2, image_size=16, samples_per_ray=16,
         nerf_width=32, nerf_freqs=4, warmup_steps=30, fit_steps=30, rays_per_step=64,
-        fit_batch=8, fit_lr=5e-3, ablation_objects=3,
+        fit_batch=8, fit_lr=5e-3, ablation_objects=3, fit_bf16=True,
         clip_model="small", clip_embed_dim=32, clip_image_size=32, clip_objects_per_category=3,
         clip_eval_objects=2, clip_views=2, clip_steps=20, clip_batch=16, clip_lr=1e-3, cache_views=2,
         vae_hidden=64, vae_epochs=5, vae_beta=1e-3, align_d_model=32, align_layers=1, align_epochs=5,
@@ -106,7 +108,7 @@ PROFILES: dict[str, Profile] = {
         name="small", description="default main job: all figures meaningful on a 2-core CPU",
         objects_per_category=30, train_views=24, heldout_views=4, image_size=32,
         samples_per_ray=32, nerf_width=48, nerf_freqs=5, warmup_steps=200, fit_steps=250,
-        rays_per_step=96, fit_batch=48, fit_lr=3e-3, ablation_objects=20,
+        rays_per_step=96, fit_batch=48, fit_lr=3e-3, ablation_objects=20, fit_bf16=True,
         clip_model="small", clip_embed_dim=128, clip_image_size=48, clip_objects_per_category=32,
         clip_eval_objects=8, clip_views=6, clip_steps=1000, clip_batch=64, clip_lr=1e-3, cache_views=8,
         vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,

@@ -44,18 +44,22 @@ class FitConfig:
     # Adam step, theta <- theta - lr_t * proximal * (theta - theta_template) (a decoupled decay toward the
     # template rather than toward zero), so similar objects keep similar weights.
     proximal: float = 0.0
+    # Ours, a speed lever (False = the paper's float32): the MLP's products in bfloat16 while fitting (the
+    # parameters, Adam and the held-out PSNR stay float32). Adopted only where the fitted PSNR holds.
+    bf16: bool = False
 
     @classmethod
     def from_profile(cls, p: Profile) -> "FitConfig":
         if p.train_views <= 0 or p.heldout_views <= 0:
             raise ValueError(f"profile {p.name!r}: train_views and heldout_views must be positive")
         return cls(p.train_views, p.heldout_views, p.image_size, p.samples_per_ray, p.warmup_steps,
-                   p.fit_steps, p.rays_per_step, p.fit_lr)
+                   p.fit_steps, p.rays_per_step, p.fit_lr, bf16=p.fit_bf16)
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
-        if not d["proximal"]:          # the paper's recipe: absent, so its datasets keep their fingerprint
-            d.pop("proximal")
+        for k in ("proximal", "bf16"):   # the paper's recipe: absent, so its datasets keep their fingerprint
+            if not d[k]:
+                d.pop(k)
         return d
 
 
@@ -79,8 +83,8 @@ def world_field(objects) -> render.Field:
     return lambda pts: world.density_color(objects, pts)
 
 
-def nerf_field(params: dict[str, torch.Tensor], spec: nerf.NerfSpec) -> render.Field:
-    return lambda pts: nerf.forward(params, pts, spec.freqs)
+def nerf_field(params: dict[str, torch.Tensor], spec: nerf.NerfSpec, bf16: bool = False) -> render.Field:
+    return lambda pts: nerf.forward(params, pts, spec.freqs, bf16=bf16)
 
 
 def render_ground_truth(objects, c2w: torch.Tensor, size: int, samples: int,
@@ -135,9 +139,34 @@ def template_distance(params: dict[str, torch.Tensor], spec: nerf.NerfSpec, seed
     return (sq / n).sqrt()
 
 
+@dataclass
+class GroundTruth:
+    """The views a fit needs of its objects: training views (B, V, H, W, 3) and held-out views."""
+    train: torch.Tensor
+    heldout: torch.Tensor
+
+
+def ground_truth(objects, cfg: FitConfig, device: torch.device | str = "cpu") -> GroundTruth:
+    """Render the training and held-out views of ``objects`` once (what :func:`fit` would render itself)."""
+    return GroundTruth(render_ground_truth(objects, train_poses(cfg), cfg.image_size, cfg.samples, device),
+                       render_ground_truth(objects, heldout_poses(cfg), cfg.image_size, cfg.samples, device))
+
+
+def _check_ground_truth(gt: GroundTruth, n: int, cfg: FitConfig) -> None:
+    for name, views, tensor in (("train", cfg.train_views, gt.train), ("heldout", cfg.heldout_views, gt.heldout)):
+        want = (n, views, cfg.image_size, cfg.image_size, 3)
+        if tuple(tensor.shape) != want:
+            raise ValueError(f"ground_truth.{name} has shape {tuple(tensor.shape)}, expected {want} for {n} "
+                             f"objects under this FitConfig; render it with fit.ground_truth(objects, cfg)")
+
+
 def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed: int = 0,
-        device: torch.device | str = "cpu", progress: bool = True, log_every: int = 25) -> FitResult:
-    """Fit one NeRF per object, all at once. Returns parameters, held-out PSNR and curves."""
+        device: torch.device | str = "cpu", progress: bool = True, log_every: int = 25,
+        ground_truth: GroundTruth | None = None) -> FitResult:
+    """Fit one NeRF per object, all at once. Returns parameters, held-out PSNR and curves.
+
+    ``ground_truth``: the objects' views rendered beforehand (:func:`ground_truth`); rendered here when
+    absent. The fit is the same either way; passing them keeps the rendering out of a timed loop."""
     if not objects:
         raise ValueError("no objects to fit")
     t0 = time.perf_counter()
@@ -145,13 +174,17 @@ def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed
     gen = torch.Generator().manual_seed(seed)                       # CPU draws (indices, pools)
     gen_dev = torch.Generator(device=device).manual_seed(seed + 1)  # on-device draws (ray jitter)
     B = len(objects)
-    gt = render_ground_truth(objects, train_poses(cfg), cfg.image_size, cfg.samples, device)  # (B,V,H,W,3)
+    if ground_truth is not None:
+        _check_ground_truth(ground_truth, B, cfg)
+        gt = ground_truth.train.to(device)
+    else:
+        gt = render_ground_truth(objects, train_poses(cfg), cfg.image_size, cfg.samples, device)  # (B,V,H,W,3)
     o, d = cameras.rays(train_poses(cfg), cfg.image_size)                                      # (V,P,3)
     o, d, gt_flat = o.reshape(-1, 3).to(device), d.reshape(-1, 3).to(device), gt.reshape(B, -1, 3)
     params = {k: v.requires_grad_(True) for k, v in nerf.init_params(spec, B, init, seed, device).items()}
     template = nerf.init_params(spec, 1, "shared", seed, device) if cfg.proximal else None
     opt = torch.optim.Adam(params.values(), lr=cfg.lr)
-    field_ = nerf_field(params, spec)
+    field_ = nerf_field(params, spec, bf16=cfg.bf16)
     hist: dict[str, list] = {"phase": [], "step": [], "loss": [], "psnr": []}
     delta = math.sqrt(3) / cfg.samples
 
@@ -194,7 +227,8 @@ def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed
             hist["loss"].append(m); hist["psnr"].append(-10 * math.log10(max(m, 1e-10)))
 
     params = {k: v.detach() for k, v in params.items()}
-    held_gt = render_ground_truth(objects, heldout_poses(cfg), cfg.image_size, cfg.samples, device)
+    held_gt = (ground_truth.heldout.to(device) if ground_truth is not None else
+               render_ground_truth(objects, heldout_poses(cfg), cfg.image_size, cfg.samples, device))
     held = render_nerfs(params, spec, heldout_poses(cfg), cfg.image_size, cfg.samples)
     return FitResult(params={k: v.cpu() for k, v in params.items()},
                      psnr_heldout=psnr(held, held_gt, dims=(1, 2, 3, 4)).cpu(),

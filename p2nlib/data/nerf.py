@@ -94,14 +94,21 @@ def check_params(params: dict[str, torch.Tensor], spec: NerfSpec) -> int:
     return batch.pop()
 
 
-def forward(params: dict[str, torch.Tensor], x: torch.Tensor, freqs: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Evaluate B NeRFs at points ``x`` (B, N, 3) -> sigma (B, N) >= 0, rgb (B, N, 3) in [0, 1]."""
+def forward(params: dict[str, torch.Tensor], x: torch.Tensor, freqs: int,
+            bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluate B NeRFs at points ``x`` (B, N, 3) -> sigma (B, N) >= 0, rgb (B, N, 3) in [0, 1].
+
+    ``bf16``: the layers' products in bfloat16 (autocast; parameters, encoding and outputs stay float32).
+    On a CPU with AVX-512 BF16 the width-48 products run about 3x faster than in float32, whose batched
+    products reach only about half the machine's sgemm peak on these small shapes (see ``make bench``)."""
     h = encode(x, freqs)
-    for i in range(NUM_LAYERS):
-        w, b = params[f"l{i}.weight"], params[f"l{i}.bias"]
-        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
-        if i < NUM_LAYERS - 1:
-            h = torch.relu_(h)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        for i in range(NUM_LAYERS):
+            w, b = params[f"l{i}.weight"], params[f"l{i}.bias"]
+            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            if i < NUM_LAYERS - 1:
+                h = torch.relu_(h)
+    h = h.float()
     return F.softplus(h[..., 3]), torch.sigmoid(h[..., :3])
 
 
