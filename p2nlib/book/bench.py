@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stage benchmark: profile={args.profile}, one training step each, threads={torch.get_num_threads()}")
             res = bench_stages(args.profile, args.device)
         for k, v in res.items():
-            print(f"  {k:<40} {v:.2f}" if isinstance(v, float) else f"  {k:<40} {v}")
+            print(f"  {k:<50} {v:.2f}" if isinstance(v, float) else f"  {k:<50} {v}")
     return 0
 
 
