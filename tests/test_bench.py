@@ -20,7 +20,7 @@ def test_stage_bench_times_stage1_both_ways_the_priors_and_sds():
 
 def test_fitting_bench_reports_both_precisions_against_the_peak():
     res = bench.bench_fitting("tiny", objects=2, steps=3, device="cpu", one_at_a_time=False)
-    _finite_positive(res, ["ground truth rendered once (s)", "batched GFLOP/s (MLP products, fp32)",
+    _finite_positive(res, ["ground truth, eager world SDFs (s)", "ground truth, compiled world SDFs (s)", "batched GFLOP/s (MLP products, fp32)",
                            "batched GFLOP/s (MLP products, bf16)", "sgemm peak GFLOP/s (1024^2, this run)",
                            "fraction of sgemm peak (fp32)", "width-W bmm alone, fp32 (fraction of peak)"])
     assert res["objects"] == 2 and res["steps"] == 6

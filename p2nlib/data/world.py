@@ -215,10 +215,11 @@ _SDF: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 # Rendering the world is one long chain of element-wise operations per primitive kind (the cone alone is
-# about twenty): eager PyTorch makes a pass over memory for each. Compiled (``torch.compile``, inductor's
-# fused C++/OpenMP or Triton kernels) the ground-truth renders run about 2.5x faster on the 2-core CPU, equal
-# to float rounding (max 3e-7). The kernels compile on first use (about 15 s) and are cached on disk by
-# torch. ``P2N_COMPILE=0`` keeps the eager functions; a compiler failure falls back to them with a warning.
+# about twenty): eager PyTorch makes a pass over memory for each. Compiled (``torch.compile``: inductor's
+# fused C++/OpenMP or Triton kernels) the ground-truth renders agree with the eager ones to float rounding
+# (max 3e-7) and run 1.1-1.3x faster on an idle 2-core CPU (``make bench``; more on a loaded one). The
+# kernels compile on first use (about 15 s) and are cached on disk by torch. ``P2N_COMPILE=0`` keeps the
+# eager functions; a compiler failure falls back to them with a warning.
 _SDF_FAST: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {}
 
 
