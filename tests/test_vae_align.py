@@ -140,19 +140,19 @@ def test_recipe_is_a_config_field_and_the_function_term_trains():
     assert vae.VaeConfig.from_profile(PROFILES["small"]).function_weight == PROFILES["small"].vae_function_weight
 
 
-def _per_token_reference(spec, cfg, seed=0):
-    """The batched model and its 14 VAEs as separate modules, from one seeded initialisation."""
-    torch.manual_seed(seed)
-    model = vae.ParamVAE(spec, cfg)
-    return model, torch.nn.ModuleList(model.token_vaes())
+def _per_token_reference(objects: int, data_seed: int):
+    """The batched model and its 14 VAEs as separate modules, from one seeded initialisation, with
+    ``objects`` random NeRFs to train on (the model's statistics set from them)."""
+    spec = nerf.NerfSpec(16, 2)
+    params = nerf.init_params(spec, objects, "random", seed=data_seed)
+    torch.manual_seed(0)
+    model = vae.ParamVAE(spec, vae.VaeConfig(latent_dim=8, hidden=32, function_weight=10.0, function_points=32))
+    model.set_stats(params)
+    return model, torch.nn.ModuleList(model.token_vaes()), params
 
 
 def test_batched_stage1_equals_fourteen_separate_vaes_outputs_and_gradients():
-    spec = nerf.NerfSpec(16, 2)
-    params = nerf.init_params(spec, 6, "random", seed=4)
-    cfg = vae.VaeConfig(latent_dim=8, hidden=32, function_weight=10.0, function_points=32)
-    model, tokens = _per_token_reference(spec, cfg)
-    model.set_stats(params)
+    model, tokens, params = _per_token_reference(6, 4)
     assert [len(g) for g in model.groups] == [1, 6, 5, 1, 1]       # l0.w | hidden biases | hidden weights | l6.w | l6.b
     # the tokens start exactly as 14 nn.Linear-initialised TokenVAEs created in token order would
     torch.manual_seed(0)
@@ -188,11 +188,7 @@ def test_batched_stage1_equals_fourteen_separate_vaes_outputs_and_gradients():
 
 def test_batched_stage1_trains_like_separate_vaes():
     """A few Adam steps of the batched model and of the 14 separate VAEs end at the same weights."""
-    spec = nerf.NerfSpec(16, 2)
-    params = nerf.init_params(spec, 8, "random", seed=5)
-    cfg = vae.VaeConfig(latent_dim=8, hidden=32, function_weight=10.0, function_points=32)
-    model, tokens = _per_token_reference(spec, cfg)
-    model.set_stats(params)
+    model, tokens, params = _per_token_reference(8, 5)
     opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in (model, tokens)]
     gens = [torch.Generator().manual_seed(3) for _ in range(2)]
     for _ in range(5):

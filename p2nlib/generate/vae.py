@@ -251,6 +251,10 @@ class ParamVAE(nn.Module):
         dims = torch.tensor([x.shape[1] for x in xs], dtype=mu.dtype, device=mu.device)
         mse = torch.stack([(r - x).pow(2).mean() for r, x in zip(recs, xs)]).mean()
         kl = ((-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean(1) / dims).mean()
+        return self._total(mse, kl, recs, params, generator)
+
+    def _total(self, mse, kl, recs: list[torch.Tensor], params, generator) -> tuple[torch.Tensor, ...]:
+        """The weighted loss from its parameter-MSE and KL terms and the normalised reconstructions."""
         total = self.cfg.param_weight * mse + self.cfg.beta * kl
         fn = torch.zeros((), device=mse.device)
         if self.cfg.function_weight > 0:
@@ -272,14 +276,7 @@ def per_token_loss(model: ParamVAE, tokens: list[TokenVAE], params,
         recs.append(rec)
         mse = mse + (rec - x).pow(2).mean()
         kl = kl + (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean() / x.shape[1]
-    mse, kl = mse / len(tokens), kl / len(tokens)
-    total = model.cfg.param_weight * mse + model.cfg.beta * kl
-    fn = torch.zeros((), device=mse.device)
-    if model.cfg.function_weight > 0:
-        fn = function_loss(model.denormalise(recs), params, model.spec, model.cfg.function_points,
-                           model.cfg.function_samples, generator)
-        total = total + model.cfg.function_weight * fn
-    return total, mse, kl, fn
+    return model._total(mse / len(tokens), kl / len(tokens), recs, params, generator)
 
 
 def function_loss(decoded: dict[str, torch.Tensor], original: dict[str, torch.Tensor], spec: nerf.NerfSpec,
