@@ -63,11 +63,13 @@ browser:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	command -v chromium >/dev/null 2>&1 || { echo "make: chromium is still not on PATH after apt-get install" >&2; exit 1; }
 
-# Tests never touch figures/ or the committed notebooks: outputs go to $(SCRATCH).
+# Tests never touch figures/ or the committed notebooks: outputs go to $(SCRATCH). The tiny renders are
+# too small for compiling the world's SDFs to pay (about 15 s per process); tests/test_world.py checks the
+# compiled path against the eager one explicitly.
 test: venv browser
 	rm -rf $(SCRATCH) && mkdir -p $(SCRATCH)
 	P2N_PROFILE=tiny P2N_DEVICE=cpu P2N_FIGURES=$(CURDIR)/$(SCRATCH)/figures \
-	P2N_ARTIFACTS=$(CURDIR)/$(SCRATCH)/artifacts P2N_NOTEBOOK=nbval \
+	P2N_ARTIFACTS=$(CURDIR)/$(SCRATCH)/artifacts P2N_NOTEBOOK=nbval P2N_COMPILE=0 \
 	$(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider
 
 test-unit: venv

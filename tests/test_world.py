@@ -207,6 +207,7 @@ def test_compiled_world_renders_as_the_eager_one(monkeypatch):
 
     objs = [W.make_object(c, 0, 0) for c in ("chair", "lamp", "car", "mug")]
     poses = cameras.view_set(2, 1)
+    monkeypatch.setenv("P2N_COMPILE", "1")
     fast = fit.render_ground_truth(objs, poses, 12, 12)
     monkeypatch.setenv("P2N_COMPILE", "0")
     eager = fit.render_ground_truth(objs, poses, 12, 12)
