@@ -128,11 +128,11 @@ def test_fit_with_ground_truth_rendered_beforehand_is_the_same_fit():
     objs = [world.make_object("chair", i, 0) for i in range(2)]
     gt = fit.ground_truth(objs, cfg)
     a = fit.fit(objs, spec, cfg, progress=False)
-    b = fit.fit(objs, spec, cfg, progress=False, ground_truth=gt)
+    b = fit.fit(objs, spec, cfg, progress=False, views=gt)
     assert all(torch.equal(a.params[k], b.params[k]) for k in nerf.PARAM_NAMES)
     assert torch.equal(a.psnr_heldout, b.psnr_heldout)
     with pytest.raises(ValueError, match=r"ground_truth.train has shape .* fit.ground_truth"):
-        fit.fit(objs[:1], spec, cfg, progress=False, ground_truth=gt)
+        fit.fit(objs[:1], spec, cfg, progress=False, views=gt)
 
 
 def test_bf16_products_follow_the_float32_network():

@@ -20,10 +20,11 @@ of runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
+import statistics
 import time
+from unittest import mock
 
 import torch
 
@@ -72,17 +73,17 @@ def bench_fitting(profile: str = "small", objects: int = 16, steps: int | None =
     cfg32, cfg16 = dataclasses.replace(cfg, bf16=False), dataclasses.replace(cfg, bf16=True)
     gt_seconds = {}
     for mode in ("0", "1"):                   # the world's SDFs eager, then compiled (warmed up first)
-        with _env("P2N_COMPILE", mode):
+        with mock.patch.dict(os.environ, {"P2N_COMPILE": mode}):
             if mode == "1":
                 fit.render_ground_truth(objs[:2], fit.train_poses(cfg)[:1], cfg.image_size, cfg.samples, dev)
             t0 = time.perf_counter()
             gt = fit.ground_truth(objs, cfg, dev)
             gt_seconds[mode] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    batched = fit.fit(objs, spec, cfg32, device=dev, progress=False, ground_truth=gt)
+    batched = fit.fit(objs, spec, cfg32, device=dev, progress=False, views=gt)
     t_batched = time.perf_counter() - t0
     t0 = time.perf_counter()
-    half = fit.fit(objs, spec, cfg16, device=dev, progress=False, ground_truth=gt)
+    half = fit.fit(objs, spec, cfg16, device=dev, progress=False, views=gt)
     t_half = time.perf_counter() - t0
     peak = sgemm_peak(device=dev)
     flops = fit_flops(spec, cfg, len(objs))
@@ -113,19 +114,6 @@ def bench_fitting(profile: str = "small", objects: int = 16, steps: int | None =
     return out
 
 
-@contextlib.contextmanager
-def _env(name: str, value: str):
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
-
-
 def small_bmm_gflops(spec: nerf.NerfSpec, cfg: fit.FitConfig, device, objects: int = 48, repeats: int = 20) -> float:
     """The fitting's hidden-layer product alone, (B, rays x samples, W) @ (B, W, W) in float32: the most one
     of its matrix products reaches on this machine, whatever surrounds it."""
@@ -134,21 +122,8 @@ def small_bmm_gflops(spec: nerf.NerfSpec, cfg: fit.FitConfig, device, objects: i
     return 2 * objects * n * w * w / _best_seconds(lambda: torch.bmm(x, m), repeats, device) / 1e9
 
 
-def _best_seconds(fn, repeats: int, device) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def _median_seconds(fn, repeats: int, device) -> float:
-    import statistics
-
+def _seconds(fn, repeats: int, device) -> list[float]:
+    """Wall times of ``repeats`` calls of ``fn`` after one warm-up call (synchronised on a GPU)."""
     fn()
     times = []
     for _ in range(repeats):
@@ -157,7 +132,15 @@ def _median_seconds(fn, repeats: int, device) -> float:
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def _best_seconds(fn, repeats: int, device) -> float:
+    return min(_seconds(fn, repeats, device))
+
+
+def _median_seconds(fn, repeats: int, device) -> float:
+    return statistics.median(_seconds(fn, repeats, device))
 
 
 def _step_flops(step) -> float:
@@ -239,8 +222,7 @@ def bench_stages(profile: str = "small", device: str = "auto", repeats: int = 10
     prior = models.TextPrior(pcfg, prof.clip_embed_dim).to(dev).eval()
     runs = 24
     guide = sds.TextSDSGuidance(prior, torch.randn(runs, prof.clip_embed_dim), scale=prof.sds_text_scale)
-    p = {k: v.clone().requires_grad_(True) for k, v in optimize.template_init(spec, runs).items()}
-    p = {k: v.to(dev).detach().requires_grad_(True) for k, v in p.items()}
+    p = {k: v.to(dev).requires_grad_(True) for k, v in optimize.template_init(spec, runs).items()}
     opt = torch.optim.Adam(p.values(), lr=prof.sds_lr)
     render_fn = optimize._render_fn(p, spec, prof.opt_samples)
     poses = torch.stack([fit.train_poses(fit.FitConfig.from_profile(prof))[:prof.opt_views]] * runs)

@@ -152,7 +152,7 @@ def ground_truth(objects, cfg: FitConfig, device: torch.device | str = "cpu") ->
                        render_ground_truth(objects, heldout_poses(cfg), cfg.image_size, cfg.samples, device))
 
 
-def _check_ground_truth(gt: GroundTruth, n: int, cfg: FitConfig) -> None:
+def _check_views(gt: GroundTruth, n: int, cfg: FitConfig) -> None:
     for name, views, tensor in (("train", cfg.train_views, gt.train), ("heldout", cfg.heldout_views, gt.heldout)):
         want = (n, views, cfg.image_size, cfg.image_size, 3)
         if tuple(tensor.shape) != want:
@@ -162,10 +162,10 @@ def _check_ground_truth(gt: GroundTruth, n: int, cfg: FitConfig) -> None:
 
 def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed: int = 0,
         device: torch.device | str = "cpu", progress: bool = True, log_every: int = 25,
-        ground_truth: GroundTruth | None = None) -> FitResult:
+        views: GroundTruth | None = None) -> FitResult:
     """Fit one NeRF per object, all at once. Returns parameters, held-out PSNR and curves.
 
-    ``ground_truth``: the objects' views rendered beforehand (:func:`ground_truth`); rendered here when
+    ``views``: the objects' ground truth rendered beforehand (:func:`ground_truth`); rendered here when
     absent. The fit is the same either way; passing them keeps the rendering out of a timed loop."""
     if not objects:
         raise ValueError("no objects to fit")
@@ -174,11 +174,11 @@ def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed
     gen = torch.Generator().manual_seed(seed)                       # CPU draws (indices, pools)
     gen_dev = torch.Generator(device=device).manual_seed(seed + 1)  # on-device draws (ray jitter)
     B = len(objects)
-    if ground_truth is not None:
-        _check_ground_truth(ground_truth, B, cfg)
-        gt = ground_truth.train.to(device)
+    if views is not None:
+        _check_views(views, B, cfg)
     else:
-        gt = render_ground_truth(objects, train_poses(cfg), cfg.image_size, cfg.samples, device)  # (B,V,H,W,3)
+        views = ground_truth(objects, cfg, device)
+    gt = views.train.to(device)                                                                 # (B,V,H,W,3)
     o, d = cameras.rays(train_poses(cfg), cfg.image_size)                                      # (V,P,3)
     o, d, gt_flat = o.reshape(-1, 3).to(device), d.reshape(-1, 3).to(device), gt.reshape(B, -1, 3)
     params = {k: v.requires_grad_(True) for k, v in nerf.init_params(spec, B, init, seed, device).items()}
@@ -227,8 +227,7 @@ def fit(objects, spec: nerf.NerfSpec, cfg: FitConfig, init: str = "shared", seed
             hist["loss"].append(m); hist["psnr"].append(-10 * math.log10(max(m, 1e-10)))
 
     params = {k: v.detach() for k, v in params.items()}
-    held_gt = (ground_truth.heldout.to(device) if ground_truth is not None else
-               render_ground_truth(objects, heldout_poses(cfg), cfg.image_size, cfg.samples, device))
+    held_gt = views.heldout.to(device)
     held = render_nerfs(params, spec, heldout_poses(cfg), cfg.image_size, cfg.samples)
     return FitResult(params={k: v.cpu() for k, v in params.items()},
                      psnr_heldout=psnr(held, held_gt, dims=(1, 2, 3, 4)).cpu(),

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import random
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -224,8 +226,6 @@ _SDF_FAST: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {}
 
 
 def _compile_wanted() -> bool:
-    import os
-
     return os.environ.get("P2N_COMPILE", "1") != "0"
 
 
@@ -241,8 +241,6 @@ def _sdf_fast(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
             try:
                 return _compiled(q, prm)
             except Exception as err:  # no C++ compiler, an unsupported device, ...: the eager maths
-                import warnings
-
                 warnings.warn(f"torch.compile of the world's {_kind} SDF failed ({type(err).__name__}: "
                               f"{str(err).splitlines()[0][:120]}); rendering eagerly (slower, same result). "
                               "Set P2N_COMPILE=0 to skip compiling.", RuntimeWarning, stacklevel=2)
