@@ -13,9 +13,17 @@ random views from its own seed, and is stopped by its own convergence test: ever
 ``epoch_iters`` iterations, render ``check_views`` fixed views evenly spaced in azimuth; with
 ``d_t`` the mean squared pixel change since the previous epoch, a run has converged when
 ``d_t < eps`` for ``k`` epochs in a row. A converged run leaves the batch (its parameters are kept).
+
+With ``ema > 0`` (ours; stable-dreamfusion keeps such an average, decay 0.95) the test and every logged
+quantity read an exponential moving average of each run's weights, updated after every Adam step: SDS
+moves the raw weights by noise at every step, so their renders never stop changing, while the average
+settles once the run stops going anywhere. The raw weights' test (the paper's) is logged beside it
+(``iterations_raw``). Each epoch also logs the CLIP embedding and the occupied fraction (opacity > 0.5)
+of every check view, from which :mod:`p2nlib.eval.built` decides whether a run has built its object.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -27,7 +35,6 @@ from tqdm import tqdm
 from p2nlib.core.profiles import Profile
 from p2nlib.data import cameras, nerf, render
 from p2nlib.baselines.guidance import frozen
-from p2nlib.eval import metrics
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class OptimConfig:
     check_views: int = 4      # fixed views rendered each epoch (evenly spaced azimuths)
     check_size: int = 32
     elevation: tuple[float, float] = (10.0, 40.0)
+    ema: float = 0.0          # decay of the weights' moving average the test reads (0: the raw weights, the paper's)
 
     @classmethod
     def from_profile(cls, p: Profile, **overrides) -> "OptimConfig":
@@ -52,11 +60,18 @@ class OptimConfig:
         base.update(overrides)
         return cls(**base)
 
+    @property
+    def ceiling(self) -> float:
+        """The largest speed-up the test can report: the cap over the earliest possible convergence (k epochs)."""
+        return ceiling(self.epoch_iters, self.k, self.max_epochs)
+
     def describe(self) -> str:
-        return (f"convergence test: every {self.epoch_iters} iterations render {self.check_views} fixed views at "
+        avg = (f" of an exponential moving average of the weights (decay {self.ema:g} per iteration)"
+               if self.ema > 0 else "")
+        return (f"convergence test{avg}: every {self.epoch_iters} iterations render {self.check_views} fixed views at "
                 f"{self.check_size} px; converged when the mean squared pixel change < {self.eps:g} for {self.k} "
                 f"epochs in a row (at most {self.max_epochs} epochs = {self.max_epochs * self.epoch_iters} "
-                f"iterations). Guidance renders {self.views} random view(s) per iteration at {self.size} px, "
+                f"iterations; largest measurable speed-up {self.ceiling:g}×). Guidance renders {self.views} random view(s) per iteration at {self.size} px, "
                 f"{self.samples} samples per ray; Adam, constant lr {self.lr:g}.")
 
 
@@ -75,6 +90,14 @@ def converged_epoch(changes, eps: float, k: int) -> int | None:
     return None
 
 
+def ceiling(epoch_iters: int, k: int, max_epochs: int) -> float:
+    """Cap / earliest convergence = ``max_epochs / k``: no ratio of iterations to convergence can exceed it
+    (a run that converges at the earliest possible epoch, against one counted at the cap)."""
+    if min(epoch_iters, k, max_epochs) <= 0:
+        raise ValueError(f"epoch_iters, k and max_epochs must be positive, got {epoch_iters}, {k}, {max_epochs}")
+    return (max_epochs * epoch_iters) / (k * epoch_iters)
+
+
 # ----------------------------------------------------------------------------------------------
 # the optimiser
 # ----------------------------------------------------------------------------------------------
@@ -89,6 +112,20 @@ class OptimResult:
     seconds: list[float]                     # wall time attributed to each run (batched share)
     config: OptimConfig = field(default_factory=OptimConfig)
     final_params: dict[str, torch.Tensor] | None = None   # at the end of the run (= params when stopped)
+    changes_raw: list[list[float]] | None = None          # d_t of the raw weights (= changes without an EMA)
+    embeddings: torch.Tensor | None = None  # (R, epochs + 1, check_views, D) float16 CLIP embeddings of the checks
+    occupancy: torch.Tensor | None = None   # (R, epochs + 1, check_views): fraction of pixels with opacity > 0.5
+
+    @property
+    def iterations_raw(self) -> list[int | None]:
+        """Iterations to convergence by the test on the raw weights (the paper's; None = did not converge)."""
+        if self.changes_raw is None:
+            return list(self.iterations)
+        out = []
+        for ch in self.changes_raw:
+            e = converged_epoch(ch, self.config.eps, self.config.k)
+            out.append(None if e is None else e * self.config.epoch_iters)
+        return out
 
     @property
     def cap(self) -> int:
@@ -125,8 +162,11 @@ class OptimResult:
         tensors = {f"params.{k}": v for k, v in self.params.items()}
         tensors.update({f"final.{k}": v for k, v in (self.final_params or {}).items()})
         tensors["snapshots"] = self.snapshots
+        for name in ("embeddings", "occupancy"):
+            if getattr(self, name) is not None:
+                tensors[name] = getattr(self, name)
         data = {"iterations": self.iterations, "changes": self.changes, "similarity": self.similarity,
-                "seconds": self.seconds, "config": asdict(self.config)}
+                "seconds": self.seconds, "config": asdict(self.config), "changes_raw": self.changes_raw}
         return tensors, data
 
     @classmethod
@@ -136,7 +176,8 @@ class OptimResult:
         params = {k[len("params."):]: v for k, v in tensors.items() if k.startswith("params.")}
         final = {k[len("final."):]: v for k, v in tensors.items() if k.startswith("final.")} or None
         return cls(params, list(data["iterations"]), data["changes"], data["similarity"], tensors["snapshots"],
-                   list(data["seconds"]), OptimConfig(**cfg), final)
+                   list(data["seconds"]), OptimConfig(**cfg), final, data.get("changes_raw"),
+                   tensors.get("embeddings"), tensors.get("occupancy"))
 
     def seconds_to(self, run: int, iteration: int | None) -> float:
         """Wall time attributed to ``run`` up to ``iteration`` (its per-epoch share times epochs)."""
@@ -162,9 +203,10 @@ def _render_fn(params, spec: nerf.NerfSpec, samples: int):
 
 
 @torch.no_grad()
-def _check_render(params, spec, poses: torch.Tensor, size: int, samples: int) -> torch.Tensor:
+def _check_render(params, spec, poses: torch.Tensor, size: int, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Renders (b, V, S, S, 3) and opacities (b, V, S, S) of the batched runs at the fixed check poses."""
     b = params["l0.weight"].shape[0]
-    return _render_fn(params, spec, samples)(poses[None].expand(b, -1, -1, -1), size)[0]
+    return _render_fn(params, spec, samples)(poses[None].expand(b, -1, -1, -1), size)
 
 
 def _shrink(params: dict, opt: torch.optim.Adam, keep: torch.Tensor, lr: float):
@@ -200,24 +242,41 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
 
     params = {k: v.detach().to(device).clone().contiguous().requires_grad_(True) for k, v in init.items()}
     opt = torch.optim.Adam(params.values(), lr=cfg.lr)
+    ema = {k: v.detach().clone() for k, v in params.items()} if cfg.ema > 0 else None
     active = torch.arange(R)
     out_params = {k: v.detach().cpu().clone() for k, v in init.items()}
     final_params = {k: v.detach().cpu().clone() for k, v in init.items()}
     iterations: list[int | None] = [None] * R
     changes: list[list[float]] = [[] for _ in range(R)]
+    changes_raw: list[list[float]] = [[] for _ in range(R)]
     sims: list[list[float]] = [[] for _ in range(R)]
     snaps: list[list[torch.Tensor]] = [[] for _ in range(R)]
+    embs: list[list[torch.Tensor]] = [[] for _ in range(R)]
+    occs: list[list[torch.Tensor]] = [[] for _ in range(R)]
     seconds = [0.0] * R
 
-    def observe(p):
-        imgs = _check_render(p, spec, check_poses, cfg.check_size, cfg.samples).cpu()    # (b, C, H, W, 3)
-        s = metrics.embedding_similarity(encoder, imgs, targets[active])
-        return imgs, s
+    def observed():
+        """The weights the test reads: the moving average, or the raw weights."""
+        return ema if ema is not None else params
 
-    prev, s0 = observe(params)
+    def observe(p):
+        imgs, opacity = _check_render(p, spec, check_poses, cfg.check_size, cfg.samples)
+        imgs = imgs.cpu()                                                                # (b, C, H, W, 3)
+        emb = encoder.encode_images(imgs.flatten(0, 1)).reshape(*imgs.shape[:2], -1).float()
+        s = (emb * targets[active][:, None]).sum(-1).mean(1)
+        occ = (opacity.cpu() > 0.5).float().mean((2, 3))                                # (b, C)
+        return imgs, s, emb, occ
+
+    def log(r, j, imgs, s, emb, occ):
+        sims[r].append(float(s[j]))
+        snaps[r].append((imgs[j, 0] * 255).round().to(torch.uint8))
+        embs[r].append(emb[j].half())
+        occs[r].append(occ[j])
+
+    prev, s0, e0, o0 = observe(params)
+    prev_raw = prev
     for j, r in enumerate(active.tolist()):
-        sims[r].append(float(s0[j]))
-        snaps[r].append((prev[j, 0] * 255).round().to(torch.uint8))
+        log(r, j, prev, s0, e0, o0)
 
     bar = tqdm(total=cfg.max_epochs, desc=desc, disable=not progress, mininterval=5)
     with frozen(encoder.model):
@@ -233,25 +292,36 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
                 opt.zero_grad(set_to_none=True)
                 loss.sum().backward()
                 opt.step()
-            imgs, s = observe(params)
+                if ema is not None:
+                    with torch.no_grad():
+                        for k, v in params.items():
+                            ema[k].lerp_(v, 1.0 - cfg.ema)
+            imgs, s, emb, occ = observe(observed())
             d = (imgs - prev).pow(2).mean((1, 2, 3, 4))
             prev = imgs
+            if ema is not None:
+                raw, _ = _check_render(params, spec, check_poses, cfg.check_size, cfg.samples)
+                raw = raw.cpu()
+                d_raw = (raw - prev_raw).pow(2).mean((1, 2, 3, 4))
+                prev_raw = raw
+            else:
+                d_raw = d
             share = (time.perf_counter() - t0) / len(active)
             done = torch.zeros(len(active), dtype=torch.bool)
             for j, r in enumerate(active.tolist()):
                 seconds[r] += share
                 changes[r].append(float(d[j]))
-                sims[r].append(float(s[j]))
-                snaps[r].append((imgs[j, 0] * 255).round().to(torch.uint8))
+                changes_raw[r].append(float(d_raw[j]))
+                log(r, j, imgs, s, emb, occ)
                 now = converged_epoch(changes[r], cfg.eps, cfg.k) == epoch
                 if now:
                     iterations[r] = epoch * cfg.epoch_iters
                     done[j] = stop_at_convergence
                 if now or (epoch == cfg.max_epochs and iterations[r] is None):
-                    for k, v in params.items():
+                    for k, v in observed().items():
                         out_params[k][r] = v.detach()[j].cpu()
                 if done[j] or epoch == cfg.max_epochs:
-                    for k, v in params.items():
+                    for k, v in observed().items():
                         final_params[k][r] = v.detach()[j].cpu()
             bar.update(1)
             bar.set_postfix(active=int((~done).sum()), refresh=False)
@@ -260,11 +330,18 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
             if done.any():
                 keep = ~done
                 params, opt = _shrink(params, opt, keep.to(device), cfg.lr)
-                prev, active = prev[keep], active[keep]
+                if ema is not None:
+                    ema = {k: v[keep.to(device)].clone() for k, v in ema.items()}
+                prev, prev_raw, active = prev[keep], prev_raw[keep], active[keep]
     bar.close()
-    longest = max(len(s) for s in snaps)
-    shots = torch.stack([torch.stack(s + [s[-1]] * (longest - len(s))) for s in snaps])
-    return OptimResult(out_params, iterations, changes, sims, shots, seconds, cfg, final_params)
+
+    def pad(rows: list[list[torch.Tensor]]) -> torch.Tensor:
+        """Per-epoch logs of every run stacked, a stopped run's last entry repeated to the longest run."""
+        longest = max(len(x) for x in rows)
+        return torch.stack([torch.stack(x + [x[-1]] * (longest - len(x))) for x in rows])
+
+    return OptimResult(out_params, iterations, changes, sims, pad(snaps), seconds, cfg, final_params,
+                       changes_raw if ema is not None else None, pad(embs), pad(occs))
 
 
 def iterations_or_cap(res: OptimResult) -> np.ndarray:
@@ -275,6 +352,41 @@ def iterations_or_cap(res: OptimResult) -> np.ndarray:
 def template_init(spec: nerf.NerfSpec, n: int) -> dict[str, torch.Tensor]:
     """The shared initialisation all dataset NeRFs were fitted from ("from scratch", S)."""
     return nerf.init_params(spec, n, "shared")
+
+
+#: DreamFusion's start, as stable-dreamfusion sets it (``--blob_density 5 --blob_radius 0.2`` in a box of half-size 1):
+#: peak density and radius of a Gaussian density blob at the centre of the object box (half-size 0.5 here)
+BLOB_DENSITY, BLOB_RADIUS = 5.0, 0.25
+
+
+def blob_density(x: torch.Tensor, density: float = BLOB_DENSITY, radius: float = BLOB_RADIUS) -> torch.Tensor:
+    """stable-dreamfusion's density blob at points ``x`` (..., 3): ``density * exp(-|x|^2 / (2 radius^2))``."""
+    return density * torch.exp(-x.pow(2).sum(-1) / (2 * radius ** 2))
+
+
+@functools.lru_cache(maxsize=4)
+def _blob_template(spec: nerf.NerfSpec, density: float, radius: float, steps: int) -> dict[str, torch.Tensor]:
+    params = {k: v.clone().requires_grad_(True) for k, v in nerf.template(spec).items()}
+    opt = torch.optim.Adam(params.values(), lr=5e-3)
+    gen = torch.Generator().manual_seed(nerf.TEMPLATE_SEED)
+    for _ in range(steps):
+        x = torch.rand(1, 4096, 3, generator=gen) - 0.5
+        x[:, :2048] *= min(1.0, 4 * radius)                # half the points within two radii of the centre
+        sigma, rgb = nerf.forward({k: v[None] for k, v in params.items()}, x, spec.freqs)
+        loss = (sigma - blob_density(x, density, radius)).pow(2).mean() + (rgb - 0.5).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return {k: v.detach() for k, v in params.items()}
+
+
+def blob_init(spec: nerf.NerfSpec, n: int, density: float = BLOB_DENSITY, radius: float = BLOB_RADIUS,
+              steps: int = 600) -> dict[str, torch.Tensor]:
+    """The from-scratch start of DreamFusion (S): the shared template fitted to a grey density blob
+    (:func:`blob_density`), so SDS starts from something to carve rather than from an empty field. Fitted
+    directly on 3D points (no rendering), deterministic, a few seconds on a CPU."""
+    base = _blob_template(spec, float(density), float(radius), int(steps))
+    return {k: v.unsqueeze(0).repeat(n, *([1] * v.dim())).contiguous() for k, v in base.items()}
 
 
 def stack_inits(*inits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -21,6 +21,7 @@ from p2nlib.baselines import guidance as guidance_module
 from p2nlib.baselines import optimize as optimize_module
 from p2nlib.baselines.optimize import OptimConfig, OptimResult, converged_epoch, optimize
 from p2nlib.core import artifacts, paths
+from p2nlib.eval.built import first_stays
 from p2nlib.data import cameras, nerf, render
 
 #: a run whose first check view has a pixel standard deviation below this where it stopped shows an empty
@@ -107,13 +108,27 @@ class Runs:
         return it if it is not None else self.result.cap
 
     # ------------------------------------------------------------------ tables
-    def table(self, budget: int | None = None, quality: list[float] | None = None) -> pd.DataFrame:
+    def built_flags(self, run: int, rule, category: str) -> list[bool]:
+        """Whether ``run`` had built its ``category`` object at each logged epoch (index 0 = the start), by
+        ``rule`` (:class:`p2nlib.eval.built.BuiltRule`) on the logged check views."""
+        res = self.result
+        if res.embeddings is None or res.occupancy is None:
+            raise ValueError("these runs were optimised without check-view logs; rerun them to judge 'built'")
+        epochs = len(res.similarity[run])
+        return rule.built(res.embeddings[run, :epochs], res.occupancy[run, :epochs], category).tolist()
+
+    def table(self, budget: int | None = None, quality: list[float] | None = None, rule=None,
+              categories: list[str] | None = None) -> pd.DataFrame:
         """One row per run: its labels, whether and when the supplement VI test converged (non-converged runs
         count at the cap), whether it failed (an empty or uniform scene where it stopped: the pixel standard
         deviation of its first check view below :data:`FAILED_STD`), similarity at the start, at convergence
         and at the end, attributed wall times;
-        optionally similarity at a fixed ``budget`` and iterations to reach a ``quality`` level (one per run)."""
+        optionally similarity at a fixed ``budget`` and iterations to reach a ``quality`` level (one per run);
+        with a ``rule`` and each run's category: whether it is ``built`` where it stopped, and the iterations until
+        it is built and stays built to the cap (``iterations_to_built``; the cap when never).
+        ``iterations_raw``: the paper's test on the raw weights (= ``iterations`` when the test reads them)."""
         res = self.result
+        raw = res.iterations_raw
         rows = []
         for r in range(len(self)):
             it = res.iterations[r]
@@ -121,7 +136,15 @@ class Runs:
             row = {"converged": it is not None, "iterations": self.iterations(r), "sim_init": res.similarity[r][0],
                    "failed": bool(shown.std((0, 1)).mean() < FAILED_STD),
                    "sim_converged": res.converged_similarity(r), "sim_final": res.final_similarity(r),
-                   "seconds_converged": res.seconds_to(r, it), "seconds_total": res.seconds[r]}
+                   "seconds_converged": res.seconds_to(r, it), "seconds_total": res.seconds[r],
+                   "converged_raw": raw[r] is not None, "iterations_raw": raw[r] if raw[r] is not None else res.cap}
+            if rule is not None:
+                flags = self.built_flags(r, rule, categories[r])
+                stays = first_stays(flags)
+                row["built"] = bool(flags[res._epoch(r, self.iterations(r))])
+                row["built_final"] = bool(flags[-1])
+                row["iterations_to_built"] = stays * res.config.epoch_iters if stays is not None else res.cap
+                row["stays_built"] = stays is not None
             if budget is not None:
                 row[f"sim_at_{budget}"] = res.similarity_at(r, budget)
             if quality is not None:

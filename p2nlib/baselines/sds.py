@@ -26,19 +26,34 @@ class _SDS:
     """Score distillation sampling (DreamFusion): render, noise the render to a random timestep, let the
     frozen prior predict the noise (classifier-free guidance), and push the render along
     ``w(t) (eps_pred - eps)`` with ``w(t) = 1 - alpha_bar_t``; the prior's Jacobian is skipped. Renders are
-    made at the prior's own size. Noise and timesteps come from the guidance's own seeded generator."""
+    made at the prior's own size. Noise and timesteps come from the guidance's own seeded generator.
 
-    def __init__(self, prior, scale: float, t_range: tuple[float, float], seed: int):
+    ``anneal=(t_end, iterations)`` (ours, after ProlificDreamer / LucidDreamer): the largest timestep falls
+    linearly from ``t_range[1]`` to ``t_end`` over the first ``iterations`` calls (one call per optimiser
+    step), so late steps refine the shape instead of repainting it from heavy noise."""
+
+    def __init__(self, prior, scale: float, t_range: tuple[float, float], seed: int,
+                 anneal: tuple[float, int] | None = None):
         from p2nlib.priors import models
 
         self.prior, self.scale, self.t_range, self.seed = prior.eval(), float(scale), tuple(t_range), seed
+        self.anneal = None if not anneal else (float(anneal[0]), int(anneal[1]))
         self.size = prior.cfg.size
         self.alphas = models.scheduler(prior.cfg).alphas_cumprod
         self.gen = torch.Generator().manual_seed(seed)
+        self.calls = 0
 
     def _key(self) -> dict:
-        return {"name": self.name, "prior": _prior_key(self.prior), "scale": self.scale,
-                "t_range": list(self.t_range), "seed": self.seed}
+        key = {"name": self.name, "prior": _prior_key(self.prior), "scale": self.scale,
+               "t_range": list(self.t_range), "seed": self.seed}
+        return {**key, "anneal": list(self.anneal)} if self.anneal else key
+
+    def t_max(self) -> float:
+        """The largest timestep (a fraction of the schedule) of the current call."""
+        if not self.anneal:
+            return self.t_range[1]
+        end, its = self.anneal
+        return self.t_range[1] - (self.t_range[1] - end) * min(1.0, self.calls / max(its, 1))
 
     def sds(self, rgb: torch.Tensor, cond: tuple) -> torch.Tensor:
         """Per-image SDS surrogate loss (N,) for renders (N, S, S, 3) whose gradient is the SDS gradient."""
@@ -47,7 +62,8 @@ class _SDS:
 
         x = to_model(rgb, self.size)
         n, T = x.shape[0], self.alphas.shape[0]
-        lo, hi = int(self.t_range[0] * T), int(self.t_range[1] * T)
+        lo, hi = int(self.t_range[0] * T), max(int(self.t_max() * T), int(self.t_range[0] * T) + 1)
+        self.calls += 1
         t = torch.randint(lo, hi, (n,), generator=self.gen)
         noise = torch.randn(x.shape, generator=self.gen)
         a = self.alphas[t].view(-1, 1, 1, 1).to(x.device)
@@ -63,9 +79,10 @@ class TextSDSGuidance(_SDS):
 
     name = "text SDS from the book's diffusion prior (stands in for DreamFusion)"
 
-    def __init__(self, prior, text_emb: torch.Tensor, scale: float = 20.0, t_range=(0.02, 0.98), seed: int = 0):
+    def __init__(self, prior, text_emb: torch.Tensor, scale: float = 20.0, t_range=(0.02, 0.98), seed: int = 0,
+                 anneal: tuple[float, int] | None = None):
         """``text_emb`` (R, D): the CLIP text embedding of each run's prompt, as the prior was trained on."""
-        super().__init__(prior, scale, t_range, seed)
+        super().__init__(prior, scale, t_range, seed, anneal)
         self.text_emb = text_emb.float()
 
     def key(self) -> dict:
@@ -85,13 +102,13 @@ class ImageSDSGuidance(_SDS):
     name = "reference view + view-conditioned SDS from the book's diffusion prior (stands in for Zero-1-to-3)"
 
     def __init__(self, prior, reference: torch.Tensor, reference_pose: torch.Tensor, scale: float = 3.0,
-                 ref_weight: float = 1.0, t_range=(0.02, 0.98), seed: int = 0):
+                 ref_weight: float = 1.0, t_range=(0.02, 0.98), seed: int = 0, anneal: tuple[float, int] | None = None):
         """``reference`` (R, H, W, 3) in [0, 1] at poses ``reference_pose`` (R, 4, 4), one per run."""
         from p2nlib.priors.train import to_model
 
         if reference.shape[0] != reference_pose.shape[0]:
             raise ValueError("one reference pose per reference image")
-        super().__init__(prior, scale, t_range, seed)
+        super().__init__(prior, scale, t_range, seed, anneal)
         self.reference, self.pose, self.ref_weight = reference.float(), reference_pose.float(), float(ref_weight)
         self.ref_model = to_model(self.reference, self.size)                  # (R, 3, S, S) in [-1, 1]
 

@@ -26,6 +26,7 @@ from p2nlib.book.claims_spec import SPECS, bar  # noqa: F401  (bar: re-exported 
 from p2nlib.core.errors import ClaimsFileError
 
 SCHEMA_VERSION = 1
+OPTIONAL_FIELDS = ("ci95", "n", "ceiling")
 STAMP_FIELDS = ("notebook", "profile", "device", "torch", "commit", "date")
 
 
@@ -38,6 +39,9 @@ class Claim:
     paper: float | str | None = None
     holds: bool | None = None
     note: str = ""
+    ci95: list[float] | None = None     # 95% interval of a repeated measurement
+    n: int | None = None                # how many measurements it summarises (e.g. prompts × seeds)
+    ceiling: float | None = None        # the largest value the measurement can report (a speed-up's cap)
 
 
 def schema() -> dict:
@@ -89,12 +93,13 @@ def _clean(value: Any) -> Any:
 
 
 def record(id: str, value: Any, *, holds: bool | None = None, note: str = "", section: str | None = None,
-           unit: str = "", paper: Any = None) -> Claim:
+           unit: str = "", paper: Any = None, ci95=None, n: int | None = None, ceiling: float | None = None) -> Claim:
     """Record one measured claim for the running notebook (replaces an earlier one of the same id).
 
     ``holds`` is the verdict against the paper: True, False, or None when not judged. For a claim of
     the book's table (:mod:`p2nlib.book.claims_spec`) the section, the paper's value and the unit come
-    from that table and may not be given here; any other id needs ``section``.
+    from that table and may not be given here; any other id needs ``section``. A repeated measurement also
+    gives its 95% interval ``ci95`` (low, high) and ``n``; a bounded one its ``ceiling``.
     """
     path = _record_file()
     if not path.exists():
@@ -107,10 +112,15 @@ def record(id: str, value: Any, *, holds: bool | None = None, note: str = "", se
         section, unit, paper = spec.section, spec.unit, spec.paper
     elif section is None:
         raise ValueError(f"claim {id!r} is not in p2nlib/book/claims_spec.py: add a row there (or pass section=)")
+    if ci95 is not None and (len(ci95) != 2 or not ci95[0] <= ci95[1]):
+        raise ValueError(f"claim {id!r}: ci95 must be (low, high) with low <= high, got {ci95}")
     claim = Claim(id=id, section=section, value=_clean(value), unit=unit, paper=_clean(paper),
-                  holds=None if holds is None else bool(holds), note=note)
+                  holds=None if holds is None else bool(holds), note=note,
+                  ci95=None if ci95 is None else [_clean(v) for v in ci95], n=None if n is None else int(n),
+                  ceiling=_clean(ceiling))
+    entry = {k: v for k, v in asdict(claim).items() if v is not None or k not in OPTIONAL_FIELDS}
     data = json.loads(path.read_text())
-    data["claims"] = [c for c in data["claims"] if c["id"] != id] + [asdict(claim)]
+    data["claims"] = [c for c in data["claims"] if c["id"] != id] + [entry]
     _atomic_write(path, data)
     return claim
 
@@ -263,6 +273,26 @@ def with_unit(value: Any, unit: str) -> str:
     return md_text(value) + (f" {md_text(unit)}" if unit and value is not None else "")
 
 
+def shown_value(c: dict) -> str:
+    """A claim's value with its unit, and its 95% interval when it has one: ``1.5 × [1.1, 2.4]``."""
+    text = with_unit(c["value"], c["unit"])
+    if c.get("ci95"):
+        text += f" [{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]"
+    return text
+
+
+def interval_line(c: dict) -> str:
+    """The details line of a repeated or bounded measurement ('' when the claim has neither)."""
+    parts = []
+    if c.get("ci95"):
+        parts.append(f"95% interval [{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]")
+    if c.get("n") is not None:
+        parts.append(f"n = {c['n']}")
+    if c.get("ceiling") is not None:
+        parts.append(f"largest value the test can report: {fmt(c['ceiling'])}")
+    return ("*Spread:* " + md_text("; ".join(parts))) if parts else ""
+
+
 def verdict_html(holds: bool | None) -> str:
     """The verdict as a styled label (``p2n-verdict-holds`` / ``-fails`` / ``-unjudged``, see p2n.css)."""
     return f'<span class="p2n-verdict p2n-verdict-{VERDICT_CLASS[holds]}">{verdict(holds)}</span>'
@@ -278,7 +308,7 @@ def render_section_tables(data: dict) -> str:
         for c in rows:
             label = md_text(c["id"]).replace(".", ".<wbr>")          # line breaks after the dots
             out.append(f"| [{label}](#{claim_anchor(c['id'])}) | {md_text(c['paper'])} "
-                       f"| {with_unit(c['value'], c['unit'])} | {verdict_html(c['holds'])} |")
+                       f"| {shown_value(c)} | {verdict_html(c['holds'])} |")
         out += [":::", ""]
     return "\n".join(out) + "\n"
 
@@ -294,10 +324,12 @@ def render_claim_details(data: dict, discussion: dict[str, str] | None = None) -
             out += [":::{rubric} " + md_text(c["id"]), f":name: {claim_anchor(c['id'])}",
                     ":class: p2n-claim-id", ":::", "",
                     f"{verdict_html(c['holds'])} · {md_text(c['section'])} · paper {md_text(c['paper'])} · "
-                    f"ours {with_unit(c['value'], c['unit'])} · [back to {md_text(group)}](#{group_anchor(group)})", ""]
+                    f"ours {shown_value(c)} · [back to {md_text(group)}](#{group_anchor(group)})", ""]
             rule = getattr(SPECS.get(c["id"]), "rule", "")
             if rule:
                 out += [f"*Bar:* {md_text(rule)}", ""]
+            if interval_line(c):
+                out += [interval_line(c), ""]
             if c["note"]:
                 out += [f"*Note:* {md_text(c['note'])}", ""]
             out += [f"*Run:* notebook `{c['notebook']}`, profile {md_text(c['profile'])}, device "

@@ -88,17 +88,17 @@ def nerf_field(params: dict[str, torch.Tensor], spec: nerf.NerfSpec, bf16: bool 
 
 
 def render_ground_truth(objects, c2w: torch.Tensor, size: int, samples: int,
-                        device: torch.device | str = "cpu") -> torch.Tensor:
-    """Ground-truth images (B, V, size, size, 3) of procedural objects."""
+                        device: torch.device | str = "cpu", opacity: bool = False):
+    """Ground-truth images (B, V, size, size, 3) of procedural objects (and their opacities with ``opacity``)."""
     return render.render_images(world_field(objects), c2w, size, samples * GT_SUPERSAMPLE, len(objects),
-                                device=device)
+                                device=device, opacity=opacity)
 
 
-def render_nerfs(params, spec: nerf.NerfSpec, c2w: torch.Tensor, size: int, samples: int) -> torch.Tensor:
-    """Images (B, V, size, size, 3) of B NeRFs."""
+def render_nerfs(params, spec: nerf.NerfSpec, c2w: torch.Tensor, size: int, samples: int, opacity: bool = False):
+    """Images (B, V, size, size, 3) of B NeRFs (and their opacities (B, V, size, size) with ``opacity``)."""
     dev = next(iter(params.values())).device
     batch = next(iter(params.values())).shape[0]
-    return render.render_images(nerf_field(params, spec), c2w, size, samples, batch, device=dev)
+    return render.render_images(nerf_field(params, spec), c2w, size, samples, batch, device=dev, opacity=opacity)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, dims: tuple[int, ...] | None = None) -> torch.Tensor:

@@ -54,8 +54,9 @@ def render_rays(field: Field, origins: torch.Tensor, dirs: torch.Tensor, samples
 
 @torch.no_grad()
 def render_images(field: Field, c2w: torch.Tensor, size: int, samples: int, batch: int,
-                  chunk: int | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Render ``batch`` objects from the same poses ``c2w`` (V, 4, 4) -> images (B, V, size, size, 3).
+                  chunk: int | None = None, device: torch.device | str = "cpu", opacity: bool = False):
+    """Render ``batch`` objects from the same poses ``c2w`` (V, 4, 4) -> images (B, V, size, size, 3), and
+    with ``opacity=True`` also their opacities (B, V, size, size).
 
     ``chunk`` bounds the sample points evaluated at once (memory; default 2^18 on CPU, 2^23 on GPU)."""
     from p2nlib.data.cameras import rays
@@ -65,10 +66,12 @@ def render_images(field: Field, c2w: torch.Tensor, size: int, samples: int, batc
         chunk = 1 << (23 if torch.device(device).type == "cuda" else 18)
     V, P = o.shape[:2]
     o, d = o.reshape(1, V * P, 3).to(device), d.reshape(1, V * P, 3).to(device)
-    out = []
+    out, alpha = [], []
     per = max(1, chunk // (samples * batch))
     for s in range(0, V * P, per):
         oo, dd = o[:, s:s + per], d[:, s:s + per]
-        color, _ = render_rays(field, oo.expand(batch, -1, -1), dd.expand(batch, -1, -1), samples)
+        color, acc = render_rays(field, oo.expand(batch, -1, -1), dd.expand(batch, -1, -1), samples)
         out.append(color)
-    return torch.cat(out, 1).reshape(batch, V, size, size, 3)
+        alpha.append(acc)
+    images = torch.cat(out, 1).reshape(batch, V, size, size, 3)
+    return (images, torch.cat(alpha, 1).reshape(batch, V, size, size)) if opacity else images
