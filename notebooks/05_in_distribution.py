@@ -48,9 +48,10 @@ seed = 0
 import matplotlib.pyplot as plt
 import numpy as np
 
-from p2nlib.baselines.experiments import InDistribution
 from p2nlib.book import claims, plots, viewer
 from p2nlib.book.notebook import setup
+from p2nlib.chapters import verdicts
+from p2nlib.chapters.in_distribution import InDistribution
 from p2nlib.generate.pipeline import Prompt2NeRF
 
 ctx = setup(profile, device, seed)
@@ -74,7 +75,8 @@ print("Fréchet distance:", X.frechet_name())
 # looking the prompt up.
 
 # %%
-X.generation_scores()
+G = X.generation_scores()
+G.table()
 
 # %% [markdown]
 # ## The image baseline on a random subset of the test split
@@ -88,11 +90,13 @@ X.generation_scores()
 # similarity, but not a high PSNR.
 
 # %%
-A.image_baseline(progress=False)
-X.image_baseline().round(4)
+img_clip = A.image_baseline(progress=False)
+img = X.image_baseline()
+img.table().round(4)
 
 # %%
-table1, caption = X.table1(ablation=A)
+sub = X.subset_scores(G, img, ablation=img_clip)
+table1, caption = X.table1(G, sub)
 plots.save_table(f"{caption}\n\n{table1.to_markdown()}", "05_table1_image_prompts")
 table1
 
@@ -102,7 +106,7 @@ table1
 # image prompt in one forward pass, both at a novel pose (not the prompt's).
 
 # %%
-plots.show(X.test_gallery(), "05_fig2_test_gallery")
+plots.show(X.test_gallery(G), "05_fig2_test_gallery")
 
 # %% [markdown]
 # **Figure 3.** Ours (one forward pass) next to the image baseline (best seed, at convergence and at
@@ -110,7 +114,7 @@ plots.show(X.test_gallery(), "05_fig2_test_gallery")
 # is the prompt's own pose.
 
 # %%
-plots.show(X.ours_vs_baseline(), "05_fig3_ours_vs_baseline")
+plots.show(X.ours_vs_baseline(G, img), "05_fig3_ours_vs_baseline")
 
 # %% [markdown]
 # ## Text prompts (Table 2)
@@ -122,19 +126,20 @@ plots.show(X.ours_vs_baseline(), "05_fig3_ours_vs_baseline")
 # is shorter than running it alone.
 
 # %%
-txt_runs = X.text_prompts()
-A.text_prompts(progress=False)
-for g in X.ours_text:
+T = X.text_generations()
+txt = X.text_baseline()
+txt_clip = A.text_baseline(progress=False)
+for g in T.generations:
     print(g.describe())
-txt_runs.round(4)
+txt.table().round(4)
 
 # %%
-table2, caption = X.table2(ablation=A)
+table2, caption = X.table2(T, txt, ablation=txt_clip)
 plots.save_table(f"{caption}\n\n{table2.to_markdown()}", "05_table2_text_prompts")
 table2
 
 # %%
-plots.show(X.text_vs_baseline(), "05_text_ours_vs_baseline")
+plots.show(X.text_vs_baseline(T, txt), "05_text_ours_vs_baseline")
 
 # %% [markdown]
 # ## Convergence of the baselines (supplement VI)
@@ -147,9 +152,9 @@ plots.show(X.text_vs_baseline(), "05_text_ours_vs_baseline")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-for runs, name, col, ls in ((X.img_runs, "image (SDS)", "C0", "-"), (X.txt_runs, "text (SDS)", "C1", "-"),
-                            (A.img_runs, "image (CLIP, ablation)", "C0", ":"),
-                            (A.txt_runs, "text (CLIP, ablation)", "C1", ":")):
+for runs, name, col, ls in ((img.runs, "image (SDS)", "C0", "-"), (txt.runs, "text (SDS)", "C1", "-"),
+                            (img_clip.runs, "image (CLIP, ablation)", "C0", ":"),
+                            (txt_clip.runs, "text (CLIP, ablation)", "C1", ":")):
     res = runs.result
     for r in range(len(runs)):
         its = np.arange(len(res.similarity[r])) * X.cfg.epoch_iters
@@ -160,7 +165,7 @@ axes[0].set(yscale="log", xlabel="iteration", ylabel="mean squared pixel change 
 axes[1].set(xlabel="iteration", ylabel="CLIP similarity to the prompt")
 axes[0].legend(fontsize=8)
 plots.savefig(fig, "05_baseline_convergence")
-X.sensitivity().rename_axis("median iterations to convergence")
+X.sensitivity(img, txt).rename_axis("median iterations to convergence")
 
 # %% [markdown]
 # ## Multi-view renders and turntables (supplement VII, Figs. 10–11)
@@ -168,9 +173,10 @@ X.sensitivity().rename_axis("median iterations to convergence")
 # from 8 poses around the object.
 
 # %%
-plots.show(X.multiview(), "05_multiview")
-X.turntable_gif({k: v[X.mv_pick[:1]] for k, v in X.gen_test.items()}, "05_turntable_image_prompt")
-X.turntable_gif(X.ours_text[0].params, "05_turntable_text_prompt")
+plots.show(X.multiview(G, T), "05_multiview")
+first = G.params(X.multiview_scenes()[:1])
+X.turntable_gif(first, "05_turntable_image_prompt")
+X.turntable_gif(T.generations[0].params, "05_turntable_text_prompt")
 
 # %% [markdown]
 # Turntables, 16 poses at 64 px: a test scene generated from its image prompt (left) and the NeRF
@@ -183,12 +189,11 @@ X.turntable_gif(X.ours_text[0].params, "05_turntable_text_prompt")
 # The same two NeRFs as meshes you can turn (isosurface of the density, coloured by the NeRF):
 
 # %%
-viewer.nerf_gallery([{k: v[X.mv_pick[:1]] for k, v in X.gen_test.items()}, X.ours_text[0].params], X.spec,
-                    ["test scene, from its image prompt", X.text[0]])
+viewer.nerf_gallery([first, T.generations[0].params], X.spec, ["test scene, from its image prompt", T.prompts[0]])
 
 # %% [markdown]
 # ## Claims
 # Verdicts against the bars of the claims table (`p2nlib/book/claims_spec.py`).
 
 # %%
-claims.frame([claims.record(**c) for c in X.claims()])
+claims.frame([claims.record(**c) for c in verdicts.id_claims(X, G, sub, T, txt)])

@@ -52,9 +52,11 @@ seed = 0
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from p2nlib.baselines.experiments import INITS, OutOfDistribution
 from p2nlib.book import claims, plots, viewer
 from p2nlib.book.notebook import setup
+from p2nlib.chapters import verdicts
+from p2nlib.chapters.base import INITS
+from p2nlib.chapters.out_of_distribution import OutOfDistribution
 from p2nlib.generate.pipeline import Prompt2NeRF
 
 ctx = setup(profile, device, seed)
@@ -83,10 +85,11 @@ plots.show(dict(images=X.image_prompts, titles=X.image_names, ncols=4, size=1.4)
 # image embedding (NRS), and the NeRF generated from the prompt itself (DI).
 
 # %%
-X.initialisations()
+inits = X.initialisations()
+inits.table()
 
 # %%
-plots.show(X.initialisation_views(), "06_initialisations")
+plots.show(X.initialisation_views(inits), "06_initialisations")
 
 # %% [markdown]
 # ## Optimisation: every prompt × initialisation × seed
@@ -94,12 +97,11 @@ plots.show(X.initialisation_views(), "06_initialisations")
 # determines them). The tables below are computed from these logs only.
 
 # %%
-runs = X.optimise()
-runs.to_csv(plots.paths.figures_dir() / "06_runs.csv", index=False)
-A.initialisations()
-A.optimise(progress=False)
+res = X.run(inits)
+res.table.to_csv(plots.paths.figures_dir() / "06_runs.csv", index=False)
+abl = A.run(inits, progress=False)
 pd.set_option("display.max_rows", 200)
-runs.round(4)
+res.table.round(4)
 
 # %% [markdown]
 # ## Does the baseline build the object from scratch?
@@ -109,7 +111,7 @@ runs.round(4)
 # scene where the run stopped) of each initialisation — SDS, like DreamFusion, can collapse a scene.
 
 # %%
-built = pd.concat({"SDS": X.scratch_success(), "CLIP (ablation)": A.scratch_success()}, axis=1)
+built = pd.concat({"SDS": X.scratch_success(res), "CLIP (ablation)": A.scratch_success(abl)}, axis=1)
 plots.save_table(built.round(3).to_markdown(), "06_scratch_success")
 built.round(3)
 
@@ -120,9 +122,9 @@ built.round(3)
 # of 5 seeds, so the best seed's value is given beside it (highest similarity, fewest iterations).
 
 # %%
-table5, table6 = X.paper_table("image"), X.paper_table("text")
+table5, table6 = X.paper_table(res, "image"), X.paper_table(res, "text")
 for name, tab, mod in (("06_table5_image_prompts", table5, "image"), ("06_table6_text_prompts", table6, "text")):
-    plots.save_table(X.table_header(mod) + "\n\n" + tab.to_markdown(), name)
+    plots.save_table(X.table_header(res, mod) + "\n\n" + tab.to_markdown(), name)
 plots.save_table(pd.concat([table5.iloc[:2], table6.iloc[:2]]).to_markdown(), "06_table3")
 table5
 
@@ -134,14 +136,14 @@ table6
 # S and P after the same iterations, S and P at their own convergence.
 
 # %%
-plots.show(X.table3_images(), "06_table3_images")
+plots.show(X.table3_images(res), "06_table3_images")
 
 # %% [markdown]
 # ## Table 4: NRS vs DI (§5.2)
 # Text prompts, similarity at convergence and iterations, against S.
 
 # %%
-t4 = X.table4()
+t4 = X.table4(res)
 plots.save_table(t4.to_markdown(), "06_table4_nrs_vs_di")
 t4
 
@@ -153,7 +155,7 @@ t4
 # %%
 fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True)
 for row, (modality, prompt) in enumerate((("image", X.image_names[0]), ("text", X.text[0]))):
-    for c in X.curves(modality, prompt):
+    for c in X.curves(res, modality, prompt):
         line, = axes[row, 0].plot(c["iterations"][1:], c["changes"], label=c["init"])
         axes[row, 1].plot(c["iterations"], c["similarity"], label=c["init"])
         if c["converged_at"] is not None:
@@ -172,8 +174,8 @@ plots.savefig(fig, "06_fig9_convergence")
 # poses around the object: the four image prompts, then the four text prompts.
 
 # %%
-plots.show(X.multiview(), "06_multiview")
-X.turntable_gif(X.best_final("text", X.text[0]), "06_turntable_ood")
+plots.show(X.multiview(res), "06_multiview")
+X.turntable_gif(X.best_final(res, "text", X.text[0]), "06_turntable_ood")
 print(f"06_turntable_ood.gif: {X.text[0]!r}, Ours (NRS) after optimisation")
 
 # %% [markdown]
@@ -184,7 +186,7 @@ print(f"06_turntable_ood.gif: {X.text[0]!r}, Ours (NRS) after optimisation")
 # Two optimised results as meshes you can turn (Ours (NRS), best seed): an image prompt and a text prompt.
 
 # %%
-viewer.nerf_gallery([X.best_final("image", X.image_names[0]), X.best_final("text", X.text[0])], X.spec,
+viewer.nerf_gallery([X.best_final(res, "image", X.image_names[0]), X.best_final(res, "text", X.text[0])], X.spec,
                     [X.image_cats[0], X.text[0]])
 
 # %% [markdown]
@@ -195,7 +197,7 @@ viewer.nerf_gallery([X.best_final("image", X.image_names[0]), X.best_final("text
 # run cannot pass), shown beside the paper's test.
 
 # %%
-summary = X.summary()
+summary = X.summary(res)
 plots.save_table(summary.round(3).to_markdown(), "06_speedup_summary")
 summary.round(3)
 
@@ -203,15 +205,15 @@ summary.round(3)
 # The same summary for the CLIP-guided ablation, and the medians over prompts of both side by side.
 
 # %%
-medians = pd.DataFrame({"SDS (headline)": summary.median(), "CLIP guidance (ablation)": A.summary().median()})
+medians = pd.DataFrame({"SDS (headline)": summary.median(), "CLIP guidance (ablation)": A.summary(abl).median()})
 plots.save_table("Median over prompts\n\n" + medians.round(3).to_markdown(), "06_speedup_guidances")
 medians.round(3)
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.2))
-ax.boxplot([runs[runs.init == n].iterations.values for n in INITS], showfliers=True)
+ax.boxplot([res.table[res.table.init == n].iterations.values for n in INITS], showfliers=True)
 ax.set_xticks(range(1, len(INITS) + 1), INITS)
-ax.set(ylabel="iterations to convergence", title=f"all prompts and seeds (cap {X.text_runs.result.cap})")
+ax.set(ylabel="iterations to convergence", title=f"all prompts and seeds (cap {res.text_runs.result.cap})")
 plots.savefig(fig, "06_iterations_box")
 
 # %% [markdown]
@@ -219,4 +221,4 @@ plots.savefig(fig, "06_iterations_box")
 # Verdicts against the bars of the claims table (`p2nlib/book/claims_spec.py`).
 
 # %%
-claims.frame([claims.record(**c) for c in X.claims()])
+claims.frame([claims.record(**c) for c in verdicts.ood_claims(X, res)])

@@ -9,7 +9,9 @@ One package per stage of the paper's pipeline, in the order data flows:
 * ``clip``      the CLIP encoders (§3.2): interface, the book's small CLIP, cached views, embedding cache
 * ``generate``  stages 1–2 and the one-pass generator (§3.2): VAE, alignment Transformer, pipeline, ``p2n``
 * ``baselines`` per-prompt optimisation (§4.3–4.6): guidances, batched optimiser with the convergence
-                test, labelled runs, the experiments of Tables 1–6
+                test, labelled runs
+* ``chapters``  the results chapters (§4.3–4.6, §5.2): the experiments of Tables 1–6 as steps that return
+                results, their tables, figures and claims
 * ``eval``      metrics (§4.3), CLIP quality, parameter-space topology, evaluation renders
 * ``book``      the book around it: claims ledger, notebook setup, plots, runner, book build, benchmarks
 """

@@ -31,7 +31,7 @@ def save_table(markdown: str, name: str) -> None:
 
 
 def show(grid: dict, name: str) -> None:
-    """An image grid (the arguments of :func:`image_grid`, as the experiments return them), saved as ``name``."""
+    """An image grid (the arguments of :func:`image_grid`, as the chapters return them), saved as ``name``."""
     savefig(image_grid(**grid), name)
 
 

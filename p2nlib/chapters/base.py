@@ -1,0 +1,140 @@
+"""What both results chapters share: the prompts and levels of §4.3–4.6, and :class:`Chapter`, which holds
+the loaded pipeline, the baselines' guidance and optimiser settings, and the seeded draws.
+
+Every random choice of a chapter (which test scenes, which categories) comes from its own generator,
+:meth:`Chapter.rng`, seeded by the chapter's seed and the choice's name: the same seed picks the same
+scenes whatever else was drawn before.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from p2nlib.baselines.guidance import ImageGuidance, TextGuidance
+from p2nlib.baselines.optimize import OptimConfig
+from p2nlib.baselines.sds import ImageSDSGuidance, TextSDSGuidance
+from p2nlib.core import paths
+from p2nlib.data import fit
+from p2nlib.eval import metrics
+from p2nlib.eval import views as ev
+from p2nlib.generate.pipeline import Prompt2NeRF, save_gif
+
+#: text prompts of Table 2, written for the 8 dataset categories (not copied from captions)
+ID_TEXT_PROMPTS = ("a green chair with armrests and a hollow back", "a purple and blue sports car", "a brown table",
+                   "a grey fighter jet with swept wings", "a black guitar with a long neck",
+                   "a red sofa with two cushions")
+#: out-of-distribution text prompts (06): other categories, and a composition with a dataset category
+OOD_TEXT_PROMPTS = ("a burning torch", "an orange basketball", "a red mug", "a snowman on a blue chair")
+#: out-of-distribution categories whose new objects are the image prompts of 06
+OOD_IMAGE_CATEGORIES = ("fountain", "rocket", "mushroom", "hammer")
+#: the four initialisations of §4.6
+INITS = ("S", "P", "Ours (NRS)", "Ours (DI)")
+#: CLIP similarity to its prompt at which a from-scratch run counts as having built the object
+SCRATCH_LEVEL = 0.7
+#: the time-to-quality level: a fraction of the best similarity any run of the prompt reached
+QUALITY_FRACTION = 0.95
+#: categories (one random test scene each) on which the slow image baseline runs in 05
+BASELINE_CATEGORIES = 4
+
+
+def _cpu(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.cpu() for k, v in params.items()}
+
+
+def _take(params: dict[str, torch.Tensor], rows) -> dict[str, torch.Tensor]:
+    return {k: v[list(rows)] for k, v in params.items()}
+
+
+#: the baselines' guidances: score distillation from the book's priors (the headline) or CLIP (ablation)
+GUIDANCES = {"sds": "score distillation (SDS) from the book's diffusion priors",
+             "clip": "CLIP guidance (Dream Fields style; ablation)"}
+
+
+def sds_overrides(p) -> dict:
+    """The optimiser settings of the SDS baselines (the convergence test's epoch, ε and k stay the profile's)."""
+    return {"lr": p.sds_lr, "max_epochs": p.sds_max_epochs}
+
+
+@dataclass
+class Chapter:
+    """What both results chapters share: the pipeline, its parts, the baselines' guidance and the optimiser
+    settings (``guidance="sds"``: the profile's ``sds_*`` settings; ``"clip"``: its ``opt_*`` settings).
+    Nothing here changes after construction, apart from the cache of trained priors."""
+    pipe: Prompt2NeRF
+    device: torch.device
+    seed: int = 0
+    guidance: str = "sds"
+    cfg: OptimConfig = field(init=False)
+
+    def __post_init__(self):
+        if self.guidance not in GUIDANCES:
+            raise ValueError(f"guidance must be one of {', '.join(GUIDANCES)}, got {self.guidance!r}")
+        self.P = self.pipe.profile
+        self.enc, self.spec, self.ds = self.pipe.encoder, self.pipe.spec, self.pipe.dataset
+        self.train_idx, self.test_idx = self.ds.indices("train"), self.ds.indices("test")
+        self.cfg = OptimConfig.from_profile(self.P, **(sds_overrides(self.P) if self.guidance == "sds" else {}))
+        self._priors: dict = {}
+        # the SDS baselines run to the cap (complete curves); the CLIP ablation stops each run where the
+        # convergence test stops it, which is all its tables use and keeps the book within its time budget
+        self.stop = self.guidance == "clip"
+
+    def rng(self, name: str) -> random.Random:
+        """A fresh generator for the random choice ``name``, seeded by the chapter's seed and that name: two
+        chapters with the same seed draw the same, in any order."""
+        return random.Random(f"{self.seed}:{name}")
+
+    @property
+    def guidance_name(self) -> str:
+        return GUIDANCES[self.guidance]
+
+    def _prior(self, kind: str):
+        """The profile's text or view prior (trained by the first chapter that needs it, then cached)."""
+        from p2nlib.priors import train as priors
+
+        if kind not in self._priors:
+            if "data" not in self._priors:
+                self._priors["data"] = priors.training_data(self.P, self.enc,
+                                                              priors.PriorConfig.from_profile(self.P, "view"))
+            make = priors.text_prior if kind == "text" else priors.view_prior
+            self._priors[kind] = make(self.P, self.enc, self._priors["data"], device=self.device, seed=self.seed)
+        return self._priors[kind]
+
+    def text_guidance(self, emb: torch.Tensor):
+        """The text baseline's guidance toward the text embeddings ``emb`` (R, D), one per run."""
+        if self.guidance == "clip":
+            return TextGuidance(self.enc, emb)
+        return TextSDSGuidance(self._prior("text"), emb, scale=self.P.sds_text_scale, seed=self.seed)
+
+    def image_guidance(self, refs: torch.Tensor, poses: torch.Tensor):
+        """The image baseline's guidance toward reference images ``refs`` (R, H, W, 3) seen from ``poses``."""
+        if self.guidance == "clip":
+            return ImageGuidance(self.enc, refs, poses)
+        return ImageSDSGuidance(self._prior("view"), refs, poses, scale=self.P.sds_view_scale, seed=self.seed)
+
+    def run_name(self, base: str) -> str:
+        """Cache name of a batch of runs (the CLIP runs keep the names they always had)."""
+        return base if self.guidance == "clip" else f"{base}-{self.guidance}"
+
+    @property
+    def recipe(self) -> str:
+        """The stage-1 recipe "Ours" (the one-pass generator) was trained with."""
+        return self.pipe.vae.cfg.recipe
+
+    @property
+    def ours(self) -> str:
+        """Which generator "Ours" is, for captions: the stage-1 recipe it was trained with."""
+        return f"Ours = the one-pass generator, stage 1 trained with {self.recipe}"
+
+    def render(self, params, poses: torch.Tensor, size: int | None = None) -> torch.Tensor:
+        """(B, V, S, S, 3) renders of NeRFs at ``poses`` (default size: the CLIP render size)."""
+        return fit.render_nerfs(params, self.spec, poses, size or self.P.clip_image_size, self.P.samples_per_ray).cpu()
+
+    def turntable_gif(self, params, name: str, views: int = 16, size: int = 64) -> None:
+        """A turntable GIF of one NeRF at the evaluation poses, saved as ``<figures>/<name>.gif``."""
+        save_gif(ev.render_views(params, self.spec, self.P, views, size)[0], paths.figures_dir() / f"{name}.gif")
+
+    def frechet_name(self) -> str:
+        return ("pytorch-fid InceptionV3 (local weights)" if metrics.inception_weights() else
+                f"FD-CLIP on {self.enc.name} image features (InceptionV3 weights not on this machine)")

@@ -1,0 +1,120 @@
+"""The results chapters on the tiny profile: each step returns its results and the tables, figures and claims
+take them; the scenes drawn do not depend on the order of the steps; a chapter run with fewer
+initialisations gives the claims it can measure. CLIP guidance throughout (no prior to train)."""
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+
+from p2nlib.book import claims
+from p2nlib.chapters import verdicts
+from p2nlib.chapters.base import ID_TEXT_PROMPTS, INITS, OOD_TEXT_PROMPTS
+from p2nlib.chapters.in_distribution import (GenerationScores, ImageBaseline, InDistribution, SubsetScores,
+                                             TextBaseline, TextGenerations)
+from p2nlib.chapters.out_of_distribution import Initialisations, OODResults, OutOfDistribution
+from p2nlib.generate.pipeline import Prompt2NeRF
+
+pytestmark = pytest.mark.slow        # the tiny pipeline is trained once per session (about a minute)
+
+OOD_CLAIMS = ["ood.scratch_prompts_built", "ood.speedup_vs_scratch", "ood.speedup_to_quality_vs_scratch",
+              "ood.speedup_vs_pretrained", "ood.sim_ours_minus_scratch", "ablation.nrs_minus_di_sim"]
+ID_CLAIMS = ["id.image.sim_train", "id.image.sim_test", "id.image.fd_train", "id.image.fd_test",
+             "id.image.sim_baseline", "id.text.sim_ours", "id.text.sim_baseline_budget",
+             "id.text.sim_baseline_converged", "id.text.speedup_wall_time"]
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_parts):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("P2N_ARTIFACTS", str(tiny_parts[0]))
+    try:
+        yield Prompt2NeRF.load("tiny", "cpu")
+    finally:
+        mp.undo()
+
+
+def _recorded(recs: list[dict]) -> list[str]:
+    """The claims' ids, after recording each (which checks it against the claims spec)."""
+    claims.start("tiny", "cpu")
+    return [claims.record(**c).id for c in recs]
+
+
+def test_ood_chapter_without_p_and_di_gives_the_claims_it_can_measure(pipe, tiny_artifacts):
+    A = OutOfDistribution(pipe, "cpu", 0, guidance="clip", inits=("S", "Ours (NRS)"))
+    res = A.run(progress=False)
+    assert isinstance(res, OODResults) and isinstance(res.initialisations, Initialisations)
+    assert set(res.table.init) == {"S", "Ours (NRS)"} and len(res.table) == 2 * 8 * len(A.seeds)
+    assert list(A.summary(res).columns) == ["S / Ours iterations (test)", "S / Ours iterations to 95% quality",
+                                            "Ours - S similarity (conv.)"]
+    assert list(A.scratch_success(res).columns[-2:]) == ["failed runs: S", "failed runs: Ours (NRS)"]
+    assert not any("P " in c or "DI" in c for c in A.paper_table(res, "text").columns)
+    assert list(A.table4(res).columns) == ["Ours (NRS): similarity", "S: similarity", "Ours (NRS): iterations",
+                                           "S: iterations"]
+    grid = A.table3_images(res)
+    assert grid["titles"] == ["prompt", "Ours (conv.)", "S (same it.)", "S (conv.)"]
+    assert grid["images"].shape[0] == 4 * len(grid["titles"])
+    assert {c["init"] for c in A.curves(res, "image", A.image_names[0])} == {"S", "Ours (NRS)"}
+    assert _recorded(verdicts.ood_claims(A, res)) == [c for c in OOD_CLAIMS if c not in
+                                                      ("ood.speedup_vs_pretrained", "ablation.nrs_minus_di_sim")]
+    with pytest.raises(ValueError, match="must include 'S' and 'Ours \\(NRS\\)'"):
+        OutOfDistribution(pipe, "cpu", 0, guidance="clip", inits=("S", "P"))
+
+
+def test_ood_chapter_with_every_initialisation_gives_every_claim(pipe, tiny_artifacts):
+    X = OutOfDistribution(pipe, "cpu", 0, guidance="clip")
+    inits = X.initialisations()
+    assert list(inits.table().prompt) == list(OOD_TEXT_PROMPTS) + X.image_names
+    assert set(inits.text) == set(inits.image) == set(INITS)
+    assert X.initialisation_views(inits)["images"].shape[0] == 8 * len(INITS)
+    res = X.run(inits, progress=False)
+    pd.testing.assert_frame_equal(X.run(progress=False).table, res.table)     # its own initialisations: the same
+    assert res.runs("text") is res.text_runs and res.runs("image") is res.image_runs
+    assert set(X.summary(res).columns) >= {"P / Ours iterations (test)", "NRS - DI similarity (conv.)"}
+    assert X.paper_table(res, "image").shape == (4, 8) and X.table4(res).shape == (4, 6)
+    assert "converged" in X.table_header(res, "text")
+    assert X.table3_images(res)["titles"][-1] == "P (conv.)"
+    assert X.multiview(res)["images"].shape[0] == 8 * 8
+    assert _recorded(verdicts.ood_claims(X, res)) == OOD_CLAIMS
+
+
+def test_in_distribution_draws_do_not_depend_on_the_order_of_the_steps(pipe, tiny_artifacts):
+    one, two = (InDistribution(pipe, "cpu", 0, guidance="clip") for _ in range(2))
+    first = (one.baseline_subset(), one.gallery_scenes(), one.multiview_scenes())
+    two.multiview_scenes()
+    two.gallery_scenes()
+    base = two.image_baseline(progress=False)
+    assert base.subset == first[0] == two.baseline_subset()
+    assert two.gallery_scenes() == first[1] and two.multiview_scenes() == first[2]
+    assert len(set(base.subset)) == len(base.subset) and all(i in one.test_idx for i in base.subset)
+
+
+def test_in_distribution_steps_return_what_the_tables_and_claims_take(pipe, tiny_artifacts):
+    X = InDistribution(pipe, "cpu", 0, guidance="clip")
+    gen = X.generation_scores()
+    assert isinstance(gen, GenerationScores) and list(gen.table().columns) == ["train", "test", "retrieval"]
+    img = X.image_baseline(progress=False)
+    assert isinstance(img, ImageBaseline) and len(img.table()) == len(img.subset) * len(X.seeds)
+    sub = X.subset_scores(gen, img, ablation=img)
+    assert isinstance(sub, SubsetScores) and set(sub.baseline) == {(w, s) for w in ("converged", "final")
+                                                                    for s in X.seeds}
+    table1, caption = X.table1(gen, sub)
+    assert table1.shape == (4, 7) and caption.startswith("Table 1")
+    with pytest.raises(ValueError, match="same seed"):
+        X.subset_scores(gen, img, ablation=dataclasses.replace(img, subset=img.subset[::-1]))
+    assert X.test_gallery(gen)["row_labels"] == sorted({o["category"] for o in X.ds.objects})
+    assert X.ours_vs_baseline(gen, img)["images"].shape[0] == 10 * len(img.subset)
+
+    prompts = ID_TEXT_PROMPTS[:2]
+    text, txt = X.text_generations(prompts), X.text_baseline(prompts, progress=False)
+    assert isinstance(text, TextGenerations) and isinstance(txt, TextBaseline)
+    assert f"sim_at_{txt.budget}" in txt.table().columns
+    table2, _ = X.table2(text, txt, ablation=txt)
+    assert list(table2.index) == list(prompts) and "ablation (CLIP) converged: similarity" in table2.columns
+    assert X.text_vs_baseline(text, txt)["images"].shape[0] == 4 * len(prompts)
+    assert list(X.sensitivity(img, txt).index) == ["image", "text"]
+    mv = X.multiview(gen, text, n=2)
+    assert mv["row_labels"][2:] == list(prompts) and mv["images"].shape[0] == 4 * 8
+    assert torch.equal(gen.params(X.multiview_scenes(2)[:1])["l0.weight"],
+                       gen.gen_test["l0.weight"][[X.test_idx.index(X.multiview_scenes(2)[0])]])
+    assert _recorded(verdicts.id_claims(X, gen, sub, text, txt)) == ID_CLAIMS
