@@ -26,8 +26,10 @@
 # them the same way (`p2nlib.baselines.sds`): for images, a photometric loss on the reference view
 # plus SDS from the view-conditioned prior at random novel views (stable-dreamfusion's Zero-1-to-3
 # mode); for text, SDS from the text-conditioned prior at random views. Like the paper, both
-# optimise *our* NeRF architecture, starting from the shared template initialisation. Runs stop by
-# the convergence test of supplement VI, with ε and k stated below (the paper's values were lost).
+# optimise *our* NeRF architecture, starting as DreamFusion does: from a grey density blob (the
+# shared template fitted to it; the CLIP ablation starts from the template itself). Runs stop by
+# the convergence test of supplement VI, with ε and k stated below (the paper's values were lost),
+# read on a moving average of the weights (ours; chapter 06 explains why).
 # The book's earlier CLIP-guided stand-ins (Dream Fields style, `p2nlib.baselines.guidance`) are
 # kept as a measured ablation column.
 #
@@ -120,8 +122,10 @@ plots.show(X.ours_vs_baseline(G, img), "05_fig3_ours_vs_baseline")
 # ## Text prompts (Table 2)
 # Prompts written for the 8 categories, not copied from dataset captions. Ours goes to the nearest
 # training scene and generates from its image embedding (paper §3.2). The text baseline starts from
-# the template; we report its similarity at a fixed budget of a third of the cap (the paper used
-# 5k iterations) and at convergence, and the wall time of each on this machine. The baseline's
+# scratch; we report its similarity at a fixed budget of a third of the cap (the paper used
+# 5k iterations) and at convergence, whether the run has *built* the prompt's object where it
+# stopped (the book's CLIP names its category and the silhouette has that category's size;
+# `p2nlib/eval/built.py`), and the wall time of each on this machine. The baseline's
 # wall time is each run's share of the batched optimisation (several runs share each step), which
 # is shorter than running it alone.
 

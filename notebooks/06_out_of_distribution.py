@@ -28,14 +28,27 @@
 #
 # | name | initialisation |
 # |---|---|
-# | **S** | from scratch: the shared template all dataset NeRFs started from |
+# | **S** | from scratch, as DreamFusion starts: the shared template fitted to a grey density blob |
 # | **P** | the fitted NeRF of the semantically nearest *training* scene |
 # | **Ours (NRS)** | generated from that nearest scene's image embedding (§4.6) |
 # | **Ours (DI)** | generated directly from the prompt's own CLIP embedding (§5.2) |
 #
 # Every prompt × initialisation runs with several seeds (each seed draws its own random views) to
 # the iteration cap; the convergence test of supplement VI marks where each run converged. The
-# speed-up is the ratio of iterations to convergence, computed from the logged runs below. The
+# speed-up is the ratio of iterations to convergence, computed from the logged runs below.
+#
+# Three things make that ratio decidable here (ours, beyond the paper's description):
+# - **the test reads a moving average of the weights** (decay 0.95 per iteration, as stable-dreamfusion
+#   keeps one): SDS moves the raw weights by noise at every step, so their renders never stop changing.
+#   The paper's test on the raw weights is kept as a column;
+# - **a ceiling above the claim**: the cap is at least 10× the earliest possible convergence (k epochs),
+#   so a 3–5× speed-up can be measured; every speed-up is printed with its ceiling;
+# - **`built`**: the book's CLIP names the prompt's category (zero-shot over all 16) from most check
+#   views and the silhouette has that category's size (`p2nlib/eval/built.py`), so an empty scene, a fog
+#   or a frame-filling slab does not count as an object, whatever its CLIP similarity. Image prompts are
+#   judged against the ground-truth object instead (PSNR and mask IoU).
+#
+# The
 # speed-up's two initialisations (S and Ours (NRS)) are run a second time with the book's earlier
 # CLIP-guided stand-ins, as an ablation: it shows how much of the result is the guidance. The
 # ablation's runs stop where the convergence test stops them (its tables need nothing after that).
@@ -106,14 +119,28 @@ res.table.round(4)
 # %% [markdown]
 # ## Does the baseline build the object from scratch?
 # A from-scratch run that stops changing before it has built anything makes any speed-up
-# meaningless. Per prompt: the median over seeds of the CLIP similarity *where the convergence test
-# stopped* the S run, whether it reaches 0.7, and the share of failed runs (an empty or uniform
-# scene where the run stopped) of each initialisation — SDS, like DreamFusion, can collapse a scene.
+# meaningless. Every text prompt of `05` and `06` (10), × seeds, optimised with text SDS from three
+# starts: **S** (DreamFusion's blob), **S (template)** (the shared template, a faint fog: the start
+# this book used before) and **Ours (NRS)**. Per start: how many prompts are *built* where the
+# convergence test stopped the run (more than half their seeds), and the share of failed runs (an
+# empty or uniform scene) — SDS, like DreamFusion, can collapse a scene.
 
 # %%
-built = pd.concat({"SDS": X.scratch_success(res), "CLIP (ablation)": A.scratch_success(abl)}, axis=1)
-plots.save_table(built.round(3).to_markdown(), "06_scratch_success")
-built.round(3)
+study = X.scratch_study()
+print(study.rule)
+counts = study.counts()
+plots.save_table(counts.round(3).to_markdown() + "\n\n" + study.per_prompt().round(2).to_markdown(),
+                 "06_scratch_success")
+counts.round(3)
+
+# %%
+study.per_prompt().round(2)
+
+# %% [markdown]
+# Every text prompt where the test stopped its run (first seed; a ✓ in the title: built), from each start:
+
+# %%
+plots.show(X.scratch_views(study), "06_scratch_views")
 
 # %% [markdown]
 # ## Tables 5 and 6 (Table 3 is their first two rows each)
@@ -192,9 +219,11 @@ viewer.nerf_gallery([X.best_final(res, "image", X.image_names[0]), X.best_final(
 # %% [markdown]
 # ## Speed-up and similarity, summarised
 # Per prompt: the median over seeds of the iterations to convergence; the speed-up is S (or P)
-# divided by Ours (NRS); the claims take the median over prompts. The same for the iterations to
-# reach 95% of the best similarity seen for the prompt (a time-to-quality view that a stalled
-# run cannot pass), shown beside the paper's test.
+# divided by Ours (NRS); the claims take the median over prompts, with a 95% interval from a
+# bootstrap over prompts and seeds. Beside the adopted test: the paper's test on the raw weights,
+# the iterations to reach 95% of the best similarity seen for the prompt (a time-to-quality view
+# that a stalled run cannot pass), and, for text prompts, the iterations until the run is built and
+# stays built.
 
 # %%
 summary = X.summary(res)
@@ -210,15 +239,31 @@ plots.save_table("Median over prompts\n\n" + medians.round(3).to_markdown(), "06
 medians.round(3)
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 3.2))
-ax.boxplot([res.table[res.table.init == n].iterations.values for n in INITS], showfliers=True)
-ax.set_xticks(range(1, len(INITS) + 1), INITS)
-ax.set(ylabel="iterations to convergence", title=f"all prompts and seeds (cap {res.text_runs.result.cap})")
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), sharey=True)
+for ax, col, name in ((axes[0], "iterations", "adopted test (moving average)"),
+                      (axes[1], "iterations_raw", "the paper's test on the raw weights")):
+    ax.boxplot([res.table[res.table.init == n][col].values for n in INITS], showfliers=True)
+    ax.set_xticks(range(1, len(INITS) + 1), INITS)
+    ax.set(title=f"{name}; cap {res.text_runs.result.cap}")
+axes[0].set_ylabel("iterations to convergence")
 plots.savefig(fig, "06_iterations_box")
 
 # %% [markdown]
 # ## Claims
-# Verdicts against the bars of the claims table (`p2nlib/book/claims_spec.py`).
+# Verdicts against the bars of the claims table (`p2nlib/book/claims_spec.py`); a speed-up holds when
+# the lower end of its 95% interval reaches the bar. The figure shows each speed-up with its interval,
+# the paper's 3× and the ceiling of its measure (the largest ratio it can report).
 
 # %%
-claims.frame([claims.record(**c) for c in verdicts.ood_claims(X, res)])
+recorded = [claims.record(**c) for c in verdicts.ood_claims(X, res, study)]
+speedups = [c for c in recorded if c.ci95 is not None]
+fig, ax = plt.subplots(figsize=(8, 0.6 + 0.55 * len(speedups)))
+for i, c in enumerate(speedups):
+    ax.errorbar(c.value, i, xerr=[[c.value - c.ci95[0]], [c.ci95[1] - c.value]], fmt="o", capsize=4,
+                color="tab:green" if c.holds else "tab:red")
+    ax.plot(c.ceiling, i, "k|", ms=14)
+ax.axvline(3, ls="--", color="grey", lw=1)
+ax.set_yticks(range(len(speedups)), [c.id for c in speedups])
+ax.set(xscale="log", xlabel="speed-up (×), 95% interval; | = ceiling of the measure; dashed: the paper's 3×")
+plots.savefig(fig, "06_speedups")
+claims.frame(recorded)

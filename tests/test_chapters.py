@@ -9,7 +9,7 @@ import torch
 
 from p2nlib.book import claims
 from p2nlib.chapters import verdicts
-from p2nlib.chapters.base import ID_TEXT_PROMPTS, INITS, OOD_TEXT_PROMPTS
+from p2nlib.chapters.base import ID_TEXT_PROMPTS, INITS, OOD_TEXT_PROMPTS, SCRATCH_INITS, TEMPLATE
 from p2nlib.chapters.in_distribution import (GenerationScores, ImageBaseline, InDistribution, SubsetScores,
                                              TextBaseline, TextGenerations)
 from p2nlib.chapters.out_of_distribution import Initialisations, OODResults, OutOfDistribution
@@ -17,8 +17,10 @@ from p2nlib.generate.pipeline import Prompt2NeRF
 
 pytestmark = pytest.mark.slow        # the tiny pipeline is trained once per session (about a minute)
 
-OOD_CLAIMS = ["ood.scratch_prompts_built", "ood.speedup_vs_scratch", "ood.speedup_to_quality_vs_scratch",
+OOD_CLAIMS = ["ood.speedup_vs_scratch", "ood.speedup_to_quality_vs_scratch", "ood.speedup_to_built_vs_scratch",
               "ood.speedup_vs_pretrained", "ood.sim_ours_minus_scratch", "ablation.nrs_minus_di_sim"]
+SPEEDUPS = ("ood.speedup_vs_scratch", "ood.speedup_to_quality_vs_scratch", "ood.speedup_to_built_vs_scratch",
+            "ood.speedup_vs_pretrained")
 ID_CLAIMS = ["id.image.sim_train", "id.image.sim_test", "id.image.fd_train", "id.image.fd_test",
              "id.image.sim_baseline", "id.text.sim_ours", "id.text.sim_baseline_budget",
              "id.text.sim_baseline_converged", "id.text.speedup_wall_time"]
@@ -45,9 +47,9 @@ def test_ood_chapter_without_p_and_di_gives_the_claims_it_can_measure(pipe, tiny
     res = A.run(progress=False)
     assert isinstance(res, OODResults) and isinstance(res.initialisations, Initialisations)
     assert set(res.table.init) == {"S", "Ours (NRS)"} and len(res.table) == 2 * 8 * len(A.seeds)
-    assert list(A.summary(res).columns) == ["S / Ours iterations (test)", "S / Ours iterations to 95% quality",
+    assert list(A.summary(res).columns) == ["S / Ours iterations (test)", "S / Ours iterations (raw-weights test)",
+                                            "S / Ours iterations to 95% quality", "S / Ours iterations to built",
                                             "Ours - S similarity (conv.)"]
-    assert list(A.scratch_success(res).columns[-2:]) == ["failed runs: S", "failed runs: Ours (NRS)"]
     assert not any("P " in c or "DI" in c for c in A.paper_table(res, "text").columns)
     assert list(A.table4(res).columns) == ["Ours (NRS): similarity", "S: similarity", "Ours (NRS): iterations",
                                            "S: iterations"]
@@ -65,7 +67,7 @@ def test_ood_chapter_with_every_initialisation_gives_every_claim(pipe, tiny_arti
     X = OutOfDistribution(pipe, "cpu", 0, guidance="clip")
     inits = X.initialisations()
     assert list(inits.table().prompt) == list(OOD_TEXT_PROMPTS) + X.image_names
-    assert set(inits.text) == set(inits.image) == set(INITS)
+    assert set(inits.text) == set(inits.image) == set(INITS) | {TEMPLATE}
     assert X.initialisation_views(inits)["images"].shape[0] == 8 * len(INITS)
     res = X.run(inits, progress=False)
     pd.testing.assert_frame_equal(X.run(progress=False).table, res.table)     # its own initialisations: the same
@@ -76,6 +78,31 @@ def test_ood_chapter_with_every_initialisation_gives_every_claim(pipe, tiny_arti
     assert X.table3_images(res)["titles"][-1] == "P (conv.)"
     assert X.multiview(res)["images"].shape[0] == 8 * 8
     assert _recorded(verdicts.ood_claims(X, res)) == OOD_CLAIMS
+
+
+def test_sds_chapter_starts_from_the_blob_judges_built_and_gives_intervals(pipe, tiny_artifacts):
+    X = OutOfDistribution(pipe, "cpu", 0, inits=("S", "Ours (NRS)"))
+    assert X.cfg.ema > 0 and X.cfg.ceiling >= 10 and "blob" in X.scratch_name
+    inits = X.initialisations()
+    assert not torch.equal(inits.text["S"]["l6.bias"], inits.text[TEMPLATE]["l6.bias"])
+    res = X.run(inits, progress=False)
+    text, image = res.table[res.table.modality == "text"], res.table[res.table.modality == "image"]
+    assert {"built", "iterations_to_built", "iterations_raw"} <= set(text.columns)
+    assert image.iou_converged.between(0, 1).all() and image.psnr_converged.notna().all()
+    assert X.pairs(res, "iterations", "S").shape == (8, len(X.seeds))
+    study = X.scratch_study(prompts=OOD_TEXT_PROMPTS[:2] + ID_TEXT_PROMPTS[:1], progress=False)
+    assert set(study.table.init) == set(SCRATCH_INITS) and len(study.table) == 3 * 3 * len(X.seeds)
+    assert list(study.counts().index) == list(SCRATCH_INITS) and (study.counts().prompts == 3).all()
+    assert X.scratch_views(study)["images"].shape[0] == 3 * len(SCRATCH_INITS)
+    recs = {c["id"]: c for c in verdicts.ood_claims(X, res, study)}
+    assert set(recs) == {"ood.scratch_prompts_built", "ood.speedup_vs_scratch", "ood.speedup_to_quality_vs_scratch",
+                         "ood.speedup_to_built_vs_scratch", "ood.sim_ours_minus_scratch"}
+    for cid in set(SPEEDUPS) & set(recs):
+        c = recs[cid]
+        assert c["ci95"][0] <= c["value"] <= c["ci95"][1] and c["n"] >= len(X.seeds) and c["ceiling"] >= 10
+        assert c["holds"] == (c["ci95"][0] >= 3.0)               # the interval's rule, from the claims spec
+    claims.start("tiny", "cpu")
+    assert claims.record(**recs["ood.speedup_vs_scratch"]).ci95 == recs["ood.speedup_vs_scratch"]["ci95"]
 
 
 def test_in_distribution_draws_do_not_depend_on_the_order_of_the_steps(pipe, tiny_artifacts):

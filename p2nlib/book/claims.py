@@ -129,8 +129,13 @@ def frame(recorded: list[Claim]):
     """Claims just recorded, as a small table for the end of a notebook."""
     import pandas as pd
 
-    return pd.DataFrame([{"claim": c.id, "paper": c.paper, "ours": c.value, "verdict": verdict(c.holds)}
-                         for c in recorded]).set_index("claim")
+    rows = [{"claim": c.id, "paper": c.paper, "ours": c.value, "verdict": verdict(c.holds)} for c in recorded]
+    if any(c.ci95 is not None for c in recorded):
+        for row, c in zip(rows, recorded):
+            row["95% interval"] = "" if c.ci95 is None else f"[{fmt(c.ci95[0])}, {fmt(c.ci95[1])}]"
+            row["n"] = "" if c.n is None else c.n
+            row["ceiling"] = "" if c.ceiling is None else fmt(c.ceiling)
+    return pd.DataFrame(rows).set_index("claim")
 
 
 def _atomic_write(path: Path, data: dict) -> None:

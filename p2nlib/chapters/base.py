@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 import torch
 
 from p2nlib.baselines.guidance import ImageGuidance, TextGuidance
-from p2nlib.baselines.optimize import OptimConfig
+from p2nlib.baselines.optimize import BLOB_DENSITY, BLOB_RADIUS, OptimConfig, blob_init, template_init
 from p2nlib.baselines.sds import ImageSDSGuidance, TextSDSGuidance
 from p2nlib.core import paths
 from p2nlib.data import fit
 from p2nlib.eval import metrics
+from p2nlib.eval.built import BuiltRule
 from p2nlib.eval import views as ev
 from p2nlib.generate.pipeline import Prompt2NeRF, save_gif
 
@@ -29,10 +30,18 @@ ID_TEXT_PROMPTS = ("a green chair with armrests and a hollow back", "a purple an
 OOD_TEXT_PROMPTS = ("a burning torch", "an orange basketball", "a red mug", "a snowman on a blue chair")
 #: out-of-distribution categories whose new objects are the image prompts of 06
 OOD_IMAGE_CATEGORIES = ("fountain", "rocket", "mushroom", "hammer")
-#: the four initialisations of §4.6
+#: the category (or categories, for a composition) each text prompt names: what ``built`` checks for
+PROMPT_CATEGORIES = {"a green chair with armrests and a hollow back": "chair", "a purple and blue sports car": "car",
+                     "a brown table": "table", "a grey fighter jet with swept wings": "airplane",
+                     "a black guitar with a long neck": "guitar", "a red sofa with two cushions": "sofa",
+                     "a burning torch": "torch", "an orange basketball": "ball", "a red mug": "mug",
+                     "a snowman on a blue chair": ("snowman", "chair")}
+#: the four initialisations of §4.6; S is DreamFusion's start (a density blob) in the SDS baselines
 INITS = ("S", "P", "Ours (NRS)", "Ours (DI)")
-#: CLIP similarity to its prompt at which a from-scratch run counts as having built the object
-SCRATCH_LEVEL = 0.7
+#: today's from-scratch start before the blob, kept as a measured ablation row: the dataset's shared template
+TEMPLATE = "S (template)"
+#: the from-scratch study of 06: every text prompt of 05 and 06, from both starts and from Ours (NRS)
+SCRATCH_INITS = ("S", TEMPLATE, "Ours (NRS)")
 #: the time-to-quality level: a fraction of the best similarity any run of the prompt reached
 QUALITY_FRACTION = 0.95
 #: categories (one random test scene each) on which the slow image baseline runs in 05
@@ -52,9 +61,15 @@ GUIDANCES = {"sds": "score distillation (SDS) from the book's diffusion priors",
              "clip": "CLIP guidance (Dream Fields style; ablation)"}
 
 
+#: built rules made in this process, by (encoder, check views, check size, samples): chapters share them
+_RULES: dict = {}
+
+
 def sds_overrides(p) -> dict:
-    """The optimiser settings of the SDS baselines (the convergence test's epoch, ε and k stay the profile's)."""
-    return {"lr": p.sds_lr, "max_epochs": p.sds_max_epochs}
+    """The optimiser settings of the SDS baselines: their learning rate, and their convergence test (epoch, k,
+    cap, the weights' moving average; ε stays the profile's ``opt_eps``)."""
+    return {"lr": p.sds_lr, "max_epochs": p.sds_max_epochs, "epoch_iters": p.sds_epoch_iters, "k": p.sds_k,
+            "ema": p.sds_ema}
 
 
 @dataclass
@@ -89,6 +104,30 @@ class Chapter:
     def guidance_name(self) -> str:
         return GUIDANCES[self.guidance]
 
+    @property
+    def scratch_name(self) -> str:
+        """What S is for this chapter's baselines."""
+        if self.guidance == "sds" and self.P.sds_scratch == "blob":
+            return (f"DreamFusion's start: the shared template fitted to a grey density blob (peak "
+                    f"{BLOB_DENSITY:g}, radius {BLOB_RADIUS:g})")
+        return "the shared template all dataset NeRFs were fitted from"
+
+    def scratch_init(self, n: int) -> dict[str, torch.Tensor]:
+        """S for ``n`` runs: DreamFusion's blob start for the SDS baselines (profile ``sds_scratch="blob"``),
+        the shared template otherwise."""
+        if self.guidance == "sds" and self.P.sds_scratch == "blob":
+            return blob_init(self.spec, n)
+        return template_init(self.spec, n)
+
+    def rule(self) -> BuiltRule:
+        """The ``built`` rule (:mod:`p2nlib.eval.built`) at the convergence test's check views, with
+        occupied-fraction ranges for every category a text prompt of the book names (made once)."""
+        key = (self.enc.fingerprint, self.cfg.check_views, self.cfg.check_size, self.P.samples_per_ray)
+        if key not in _RULES:
+            shapes = [c for cat in PROMPT_CATEGORIES.values() for c in ((cat,) if isinstance(cat, str) else cat)]
+            _RULES[key] = BuiltRule.make(self.enc, *key[1:], shapes=shapes)
+        return _RULES[key]
+
     def _prior(self, kind: str):
         """The profile's text or view prior (trained by the first chapter that needs it, then cached)."""
         from p2nlib.priors import train as priors
@@ -105,13 +144,15 @@ class Chapter:
         """The text baseline's guidance toward the text embeddings ``emb`` (R, D), one per run."""
         if self.guidance == "clip":
             return TextGuidance(self.enc, emb)
-        return TextSDSGuidance(self._prior("text"), emb, scale=self.P.sds_text_scale, seed=self.seed)
+        return TextSDSGuidance(self._prior("text"), emb, scale=self.P.sds_text_scale, seed=self.seed,
+                               anneal=self.P.sds_anneal or None)
 
     def image_guidance(self, refs: torch.Tensor, poses: torch.Tensor):
         """The image baseline's guidance toward reference images ``refs`` (R, H, W, 3) seen from ``poses``."""
         if self.guidance == "clip":
             return ImageGuidance(self.enc, refs, poses)
-        return ImageSDSGuidance(self._prior("view"), refs, poses, scale=self.P.sds_view_scale, seed=self.seed)
+        return ImageSDSGuidance(self._prior("view"), refs, poses, scale=self.P.sds_view_scale, seed=self.seed,
+                                anneal=self.P.sds_anneal or None)
 
     def run_name(self, base: str) -> str:
         """Cache name of a batch of runs (the CLIP runs keep the names they always had)."""

@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from p2nlib.baselines.optimize import repeat_init, template_init
+from p2nlib.baselines.optimize import repeat_init
 from p2nlib.baselines.runs import Runs, mean_std
-from p2nlib.chapters.base import BASELINE_CATEGORIES, GUIDANCES, ID_TEXT_PROMPTS, Chapter, _cpu, _take
+from p2nlib.chapters.base import (BASELINE_CATEGORIES, GUIDANCES, ID_TEXT_PROMPTS, PROMPT_CATEGORIES, Chapter, _cpu,
+                                  _take)
 from p2nlib.data import cameras, fit
 from p2nlib.eval import metrics
 from p2nlib.eval import views as ev
+from p2nlib.eval.built import BuiltRule
 from p2nlib.generate.pipeline import Generation
 
 #: short names of the guidances, for column headers
@@ -91,17 +93,22 @@ class TextGenerations:
 
 @dataclass
 class TextBaseline:
-    """The text baseline (``guidance``: a key of :data:`~p2nlib.chapters.base.GUIDANCES`) from the template:
+    """The text baseline (``guidance``: a key of :data:`~p2nlib.chapters.base.GUIDANCES`) from scratch:
     one run per prompt × seed, labelled ``prompt``, ``seed``; ``budget`` the fixed iteration count (a third
-    of the cap) it is also read at."""
+    of the cap) it is also read at; ``rule`` judges whether a run built its prompt's category."""
     guidance: str
     prompts: list[str]
     budget: int
     runs: Runs
+    rule: BuiltRule | None = None
 
     def table(self) -> pd.DataFrame:
-        """One row per run, with its similarity at the budget (:meth:`~p2nlib.baselines.runs.Runs.table`)."""
-        return self.runs.table(budget=self.budget)
+        """One row per run, with its similarity at the budget and, with a rule, whether it built its prompt's
+        category (:meth:`~p2nlib.baselines.runs.Runs.table`)."""
+        if self.rule is None:
+            return self.runs.table(budget=self.budget)
+        cats = [PROMPT_CATEGORIES[p] for p in self.runs.labels.prompt]
+        return self.runs.table(budget=self.budget, rule=self.rule, categories=cats)
 
 
 class InDistribution(Chapter):
@@ -148,7 +155,7 @@ class InDistribution(Chapter):
         subset = self.baseline_subset()
         prompts = ev.prompt_images(self.ds.world_objects(subset), self.P)
         n_runs = len(subset) * len(self.seeds)
-        init = repeat_init(template_init(self.spec, len(subset)), len(self.seeds))
+        init = repeat_init(self.scratch_init(len(subset)), len(self.seeds))
         refs = prompts.repeat_interleave(len(self.seeds), 0)
         guid = self.image_guidance(refs, ev.prompt_pose().expand(n_runs, 4, 4))
         labels = [{"scene": self.ds.objects[i]["object_id"], "category": self.ds.objects[i]["category"], "seed": s}
@@ -271,17 +278,18 @@ class InDistribution(Chapter):
         return TextGenerations(prompts, gens, views, metrics.text_similarity(self.enc, prompts, views))
 
     def text_baseline(self, prompts=ID_TEXT_PROMPTS, progress: bool = True) -> TextBaseline:
-        """The text baseline from the template, every prompt × seed, run to the cap (the CLIP ablation stops at
-        convergence); also read at a fixed budget of a third of the cap."""
+        """The text baseline from scratch (S: :meth:`scratch_init`), every prompt × seed, run to the cap (the CLIP
+        ablation stops at convergence); also read at a fixed budget of a third of the cap, and judged
+        ``built`` (:meth:`rule`)."""
         prompts = list(prompts)
         budget = (self.cfg.max_epochs // 3) * self.cfg.epoch_iters
         targets = self.enc.encode_text(prompts).repeat_interleave(len(self.seeds), 0)
         labels = [{"prompt": t, "seed": s} for t in prompts for s in self.seeds]
-        runs = Runs.optimise(labels, repeat_init(template_init(self.spec, len(prompts)), len(self.seeds)),
+        runs = Runs.optimise(labels, repeat_init(self.scratch_init(len(prompts)), len(self.seeds)),
                              self.text_guidance(targets), self.spec, self.cfg, targets, self.enc,
                              profile=self.P.name, name=self.run_name("05-text-baseline"),
                              device=self.device, stop_at_convergence=self.stop, progress=progress)
-        return TextBaseline(self.guidance, prompts, budget, runs)
+        return TextBaseline(self.guidance, prompts, budget, runs, self.rule())
 
     def table2(self, ours: TextGenerations, base: TextBaseline,
                ablation: TextBaseline | None = None) -> tuple[pd.DataFrame, str]:

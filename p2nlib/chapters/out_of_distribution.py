@@ -16,8 +16,8 @@ import torch
 
 from p2nlib.baselines.optimize import template_init
 from p2nlib.baselines.runs import Runs, mean_std
-from p2nlib.chapters.base import (INITS, OOD_IMAGE_CATEGORIES, OOD_TEXT_PROMPTS, QUALITY_FRACTION, SCRATCH_LEVEL,
-                                  Chapter, _cpu)
+from p2nlib.chapters.base import (ID_TEXT_PROMPTS, INITS, OOD_IMAGE_CATEGORIES, OOD_TEXT_PROMPTS,
+                                  PROMPT_CATEGORIES, QUALITY_FRACTION, SCRATCH_INITS, TEMPLATE, Chapter, _cpu)
 from p2nlib.data import cameras
 from p2nlib.eval import metrics
 from p2nlib.eval import views as ev
@@ -58,6 +58,36 @@ class OODResults:
 
 
 @dataclass
+class ScratchStudy:
+    """Does text SDS build the object from scratch? Every text prompt of 05 and 06 from DreamFusion's blob (S),
+    from the template (the earlier start) and from Ours (NRS), × seeds (:meth:`OutOfDistribution.scratch_study`);
+    ``table``: one row per run with ``built`` (:mod:`p2nlib.eval.built`) and ``failed``."""
+    runs: Runs
+    table: pd.DataFrame
+    rule: str
+
+    def per_prompt(self) -> pd.DataFrame:
+        """Per prompt and start: the share of seeds built where the test stopped the run, and of failed runs."""
+        g = self.table.groupby(["prompt", "init"], sort=False)
+        built, failed = g.built.mean().unstack("init"), g.failed.mean().unstack("init")
+        names = [n for n in SCRATCH_INITS if n in built.columns]
+        return pd.concat({"built (share of seeds)": built[names], "failed (share of seeds)": failed[names]}, axis=1)
+
+    def counts(self) -> pd.DataFrame:
+        """Per start: prompts built (more than half their seeds built where the test stopped), share of runs
+        built, failed, converged by the adopted test, and the median iterations until built for good."""
+        t, out = self.table, {}
+        for name in [n for n in SCRATCH_INITS if n in set(self.table.init)]:
+            d = t[t.init == name]
+            per = d.groupby("prompt", sort=False).built.mean()
+            out[name] = {"prompts built": int((per > 0.5).sum()), "prompts": len(per),
+                         "runs built": float(d.built.mean()), "runs failed": float(d.failed.mean()),
+                         "runs converged": float(d.converged.mean()),
+                         "median iterations to built": float(d.iterations_to_built.median())}
+        return pd.DataFrame(out).T
+
+
+@dataclass
 class OutOfDistribution(Chapter):
     """Prompts outside the dataset's categories, optimised from four initialisations × seeds (``inits``: a
     subset of :data:`~p2nlib.chapters.base.INITS` with S and Ours (NRS), e.g. for an ablation that needs
@@ -66,8 +96,9 @@ class OutOfDistribution(Chapter):
 
     def __post_init__(self):
         super().__post_init__()
-        if not set(self.inits) <= set(INITS) or not {"S", "Ours (NRS)"} <= set(self.inits):
-            raise ValueError(f"inits must include 'S' and 'Ours (NRS)' and come from {INITS}, got {self.inits}")
+        known = INITS + (TEMPLATE,)
+        if not set(self.inits) <= set(known) or not {"S", "Ours (NRS)"} <= set(self.inits):
+            raise ValueError(f"inits must include 'S' and 'Ours (NRS)' and come from {known}, got {self.inits}")
         self.seeds = list(range(self.P.ood_seeds))
         self.text = list(OOD_TEXT_PROMPTS)
         self.image_cats = list(OOD_IMAGE_CATEGORIES)
@@ -84,7 +115,8 @@ class OutOfDistribution(Chapter):
     # ---------------------------------------------------------------- initialisations
     def _initialisations(self, prompt_emb):
         near, score = ev.nearest_train_scenes(self.pipe.cache, prompt_emb, self.train_idx)
-        inits = {"S": template_init(self.spec, len(near)), "P": self.ds.select(near),
+        inits = {"S": self.scratch_init(len(near)), TEMPLATE: template_init(self.spec, len(near)),
+                 "P": self.ds.select(near),
                  "Ours (NRS)": _cpu(self.pipe.from_embedding(self.pipe.cache[near, 0])),
                  "Ours (DI)": _cpu(self.pipe.from_embedding(prompt_emb))}
         return inits, near, score
@@ -132,41 +164,76 @@ class OutOfDistribution(Chapter):
             lambda rows: self.image_guidance(self.image_prompts[rows], ev.prompt_pose().expand(len(rows), 4, 4)),
             progress)
         img = self._table(image_runs)
-        img["psnr_converged"] = self._image_psnr(image_runs)
-        table = pd.concat([self._table(text_runs), img], ignore_index=True)
+        img["psnr_converged"], img["iou_converged"] = self._image_truth(image_runs)
+        table = pd.concat([self._table(text_runs, self._categories(text_runs)), img], ignore_index=True)
         return OODResults(inits, text_runs, image_runs, table)
 
-    def _image_psnr(self, runs: Runs) -> list[float]:
-        """Per image run: PSNR of the NeRF where it stopped against the prompt object's ground-truth views at
-        the evaluation poses (the world knows every object; CLIP similarity alone cannot tell a built
-        object from a fog of the right colour)."""
-        n = self.P.eval_views
-        gt = ev.gt_views(self.image_objs, self.P, n)
-        views = ev.render_views(runs.params(list(range(len(runs))), "converged"), self.spec, self.P, n)
-        obj = [self.image_names.index(p) for p in runs.labels.prompt]
-        return metrics.psnr(views, gt[obj], (1, 2, 3, 4)).tolist()
+    def _image_truth(self, runs: Runs) -> tuple[list[float], list[float]]:
+        """Per image run, where it stopped, against the prompt object's ground-truth views at the evaluation
+        poses: PSNR and mask IoU (opacity > 0.5). The world knows every object; CLIP similarity alone cannot
+        tell a built object from a fog of the right colour."""
+        from p2nlib.data import fit
+        from p2nlib.eval.built import OPACITY_LEVEL
 
-    @staticmethod
-    def _table(runs: Runs) -> pd.DataFrame:
+        n, poses = self.P.eval_views, ev.eval_poses(self.P.eval_views)
+        gt, gt_alpha = fit.render_ground_truth(self.image_objs, poses, self.P.image_size, self.P.samples_per_ray,
+                                               opacity=True)
+        views, alpha = fit.render_nerfs(runs.params(list(range(len(runs))), "converged"), self.spec, poses,
+                                        self.P.image_size, self.P.samples_per_ray, opacity=True)
+        obj = [self.image_names.index(p) for p in runs.labels.prompt]
+        a, b = alpha.cpu() > OPACITY_LEVEL, gt_alpha[obj].cpu() > OPACITY_LEVEL
+        iou = (a & b).flatten(1).sum(1) / (a | b).flatten(1).sum(1).clamp_min(1)
+        assert views.shape[1] == n
+        return metrics.psnr(views.cpu(), gt[obj].cpu(), (1, 2, 3, 4)).tolist(), iou.tolist()
+
+    def _categories(self, runs: Runs) -> list:
+        return [PROMPT_CATEGORIES[p] for p in runs.labels.prompt]
+
+    def _table(self, runs: Runs, categories: list | None = None) -> pd.DataFrame:
         res, lab = runs.result, runs.labels
         best = {p: max(max(res.similarity[r]) for r in runs.select(prompt=p)) for p in lab.prompt.unique()}
-        df = runs.table(quality=[QUALITY_FRACTION * best[p] for p in lab.prompt])
+        rule = self.rule() if categories is not None else None
+        df = runs.table(quality=[QUALITY_FRACTION * best[p] for p in lab.prompt], rule=rule, categories=categories)
         ours_it = {(p, s): df.iterations[runs.one(prompt=p, seed=s, init="Ours (NRS)")]
                    for p, s in zip(lab.prompt, lab.seed)}
         df["sim_at_ours_iterations"] = [res.similarity_at(r, int(ours_it[(p, s)]))
                                         for r, (p, s) in enumerate(zip(lab.prompt, lab.seed))]
         return df
 
-    def scratch_success(self, res: OODResults, level: float = SCRATCH_LEVEL) -> pd.DataFrame:
-        """Per prompt, from scratch (S): the median over seeds of the CLIP similarity where the convergence test
-        stopped the run, whether it reaches ``level`` (a baseline that built the object before it stopped
-        changing), and the share of failed runs (empty or uniform scenes) of each initialisation."""
-        runs = res.table
-        s = runs[runs.init == "S"].groupby("prompt", sort=False).sim_converged.median()
-        fail = runs.groupby(["prompt", "init"], sort=False).failed.mean().unstack("init")[list(self.inits)]
-        fail.columns = [f"failed runs: {c}" for c in fail.columns]
-        return pd.concat([s.rename("S: median similarity at convergence"),
-                          (s >= level).rename(f"S reaches {level}"), fail], axis=1)
+    def scratch_study(self, prompts=ID_TEXT_PROMPTS + OOD_TEXT_PROMPTS, progress: bool = True) -> ScratchStudy:
+        """Every text prompt × :data:`~p2nlib.chapters.base.SCRATCH_INITS` × seed with this chapter's text
+        guidance, to the cap, one batch: does the baseline build the object from scratch, from which start?"""
+        prompts = list(prompts)
+        emb = self.enc.encode_text(prompts)
+        near, _ = ev.nearest_train_scenes(self.pipe.cache, emb, self.train_idx)
+        starts = {"S": self.scratch_init(len(prompts)), TEMPLATE: template_init(self.spec, len(prompts)),
+                  "Ours (NRS)": _cpu(self.pipe.from_embedding(self.pipe.cache[near, 0]))}
+        order = [(p, name, s) for p in range(len(prompts)) for name in SCRATCH_INITS for s in self.seeds]
+        init = {k: torch.stack([starts[name][k][p] for p, name, _ in order]) for k in starts["S"]}
+        rows = [p for p, _, _ in order]
+        labels = [{"prompt": prompts[p], "init": name, "seed": s} for p, name, s in order]
+        runs = Runs.optimise(labels, init, self.text_guidance(emb[rows]), self.spec, self.cfg, emb[rows], self.enc,
+                             profile=self.P.name, name=self.run_name("06-scratch-study"), device=self.device,
+                             stop_at_convergence=self.stop, progress=progress)
+        cats = [PROMPT_CATEGORIES[p] for p in runs.labels.prompt]
+        return ScratchStudy(runs, runs.table(rule=self.rule(), categories=cats), self.rule().describe())
+
+    def scratch_views(self, study: ScratchStudy) -> dict:
+        """Every prompt of the study, first seed, where the test stopped each start's run (check view 0); the
+        row label marks which starts had built the object there. Returns ``image_grid`` arguments."""
+        runs, t = study.runs, study.table
+        seed = self.seeds[0]
+        prompts = list(dict.fromkeys(t.prompt))
+        images, labels = [], []
+        for p in prompts:
+            marks = []
+            for name in SCRATCH_INITS:
+                r = runs.one(prompt=p, init=name, seed=seed)
+                images.append(runs.result.snapshot_at(r, runs.iterations(r)))
+                marks.append("✓" if t.built[r] else "✗")
+            labels.append(f"{p} ({' '.join(marks)})")
+        return dict(images=torch.stack(images), ncols=len(SCRATCH_INITS), size=1.0, titles=list(SCRATCH_INITS),
+                    row_labels=labels)
 
     # ---------------------------------------------------------------- Tables 3–6
     def paper_table(self, res: OODResults, modality: str) -> pd.DataFrame:
@@ -264,18 +331,32 @@ class OutOfDistribution(Chapter):
 
     # ---------------------------------------------------------------- the speed-up
     def summary(self, res: OODResults) -> pd.DataFrame:
-        """Per prompt, medians over seeds: S / Ours and P / Ours iterations to convergence, S / Ours iterations
-        to the quality level (Ours floored at one epoch), and similarity differences at convergence (the P and
-        DI columns when those initialisations were run)."""
-        med = res.table.groupby(["modality", "prompt", "init"], sort=False)[
-            ["iterations", "iterations_to_quality", "sim_converged"]].median().unstack("init")
-        it, q, sim = med["iterations"], med["iterations_to_quality"], med["sim_converged"]
+        """Per prompt, medians over seeds: S / Ours and P / Ours iterations to convergence (the adopted test, and
+        the paper's test on the raw weights), S / Ours iterations to the quality level and, for text prompts, to
+        built-and-stays-built (Ours floored at one epoch in both), and similarity differences at convergence (the
+        P and DI columns when those initialisations were run)."""
+        cols_in = ["iterations", "iterations_raw", "iterations_to_quality", "sim_converged"]
+        if "iterations_to_built" in res.table:
+            cols_in.append("iterations_to_built")
+        med = res.table.groupby(["modality", "prompt", "init"], sort=False)[cols_in].median().unstack("init")
+        it, raw, q, sim = med["iterations"], med["iterations_raw"], med["iterations_to_quality"], med["sim_converged"]
+        floor = self.cfg.epoch_iters
         cols = {"S / Ours iterations (test)": it["S"] / it["Ours (NRS)"]}
         if "P" in self.inits:
             cols["P / Ours iterations (test)"] = it["P"] / it["Ours (NRS)"]
-        cols[f"S / Ours iterations to {QUALITY_FRACTION:.0%} quality"] = \
-            q["S"] / q["Ours (NRS)"].clip(lower=self.cfg.epoch_iters)
+        cols["S / Ours iterations (raw-weights test)"] = raw["S"] / raw["Ours (NRS)"]
+        cols[f"S / Ours iterations to {QUALITY_FRACTION:.0%} quality"] = q["S"] / q["Ours (NRS)"].clip(lower=floor)
+        if "iterations_to_built" in med:
+            b = med["iterations_to_built"]
+            cols["S / Ours iterations to built"] = b["S"] / b["Ours (NRS)"].clip(lower=floor)
         cols["Ours - S similarity (conv.)"] = sim["Ours (NRS)"] - sim["S"]
         if "Ours (DI)" in self.inits:
             cols["NRS - DI similarity (conv.)"] = sim["Ours (NRS)"] - sim["Ours (DI)"]
         return pd.DataFrame(cols)
+
+    def pairs(self, res: OODResults, column: str, init: str, modality: str | None = None) -> np.ndarray:
+        """(prompts, seeds) array of one per-run ``column`` for ``init`` (one modality, or both), prompts in
+        table order: the input of the bootstrap intervals."""
+        t = res.table if modality is None else res.table[res.table.modality == modality]
+        d = t[t.init == init]
+        return d.pivot_table(index=["modality", "prompt"], columns="seed", values=column, sort=False).to_numpy(float)

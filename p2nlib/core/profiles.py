@@ -88,6 +88,7 @@ class Profile:
     sds_k: int = 3                 # epochs in a row below opt_eps
     sds_ema: float = 0.0           # decay per iteration of the weights' moving average the test reads (0: raw)
     sds_scratch: str = "template"  # S of the SDS baselines: "blob" (DreamFusion's start) or "template"
+    sds_anneal: tuple = ()         # (t_end, iterations): SDS's largest timestep falls to t_end over them (ours)
 
     def to_dict(self) -> dict:
         return asdict(self)
