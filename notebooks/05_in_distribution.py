@@ -29,7 +29,7 @@
 # optimise *our* NeRF architecture, starting as DreamFusion does: from a grey density blob (the
 # shared template fitted to it; the CLIP ablation starts from the template itself). Runs stop by
 # the convergence test of supplement VI, with ε and k stated below (the paper's values were lost),
-# read on a moving average of the weights (ours; chapter 06 explains why).
+# read on the weights averaged over each epoch (ours; chapter 06 explains why).
 # The book's earlier CLIP-guided stand-ins (Dream Fields style, `p2nlib.baselines.guidance`) are
 # kept as a measured ablation column.
 #
@@ -161,7 +161,7 @@ for runs, name, col, ls in ((img.runs, "image (SDS)", "C0", "-"), (txt.runs, "te
                             (txt_clip.runs, "text (CLIP, ablation)", "C1", ":")):
     res = runs.result
     for r in range(len(runs)):
-        its = np.arange(len(res.similarity[r])) * X.cfg.epoch_iters
+        its = np.arange(len(res.similarity[r])) * res.config.epoch_iters
         axes[0].plot(its[1:], res.changes[r], color=col, ls=ls, alpha=0.5, label=name if r == 0 else None)
         axes[1].plot(its, res.similarity[r], color=col, ls=ls, alpha=0.5, label=name if r == 0 else None)
 axes[0].axhline(X.cfg.eps, ls="--", color="k", lw=1)

@@ -82,7 +82,7 @@ def test_ood_chapter_with_every_initialisation_gives_every_claim(pipe, tiny_arti
 
 def test_sds_chapter_starts_from_the_blob_judges_built_and_gives_intervals(pipe, tiny_artifacts):
     X = OutOfDistribution(pipe, "cpu", 0, inits=("S", "Ours (NRS)"))
-    assert X.cfg.ema > 0 and X.cfg.ceiling >= 10 and "blob" in X.scratch_name
+    assert X.cfg.average and X.cfg.ceiling >= 10 and "blob" in X.scratch_name
     inits = X.initialisations()
     assert not torch.equal(inits.text["S"]["l6.bias"], inits.text[TEMPLATE]["l6.bias"])
     res = X.run(inits, progress=False)

@@ -14,11 +14,13 @@ random views from its own seed, and is stopped by its own convergence test: ever
 ``d_t`` the mean squared pixel change since the previous epoch, a run has converged when
 ``d_t < eps`` for ``k`` epochs in a row. A converged run leaves the batch (its parameters are kept).
 
-With ``ema > 0`` (ours; stable-dreamfusion keeps such an average, decay 0.95) the test and every logged
-quantity read an exponential moving average of each run's weights, updated after every Adam step: SDS
-moves the raw weights by noise at every step, so their renders never stop changing, while the average
-settles once the run stops going anywhere. The raw weights' test (the paper's) is logged beside it
-(``iterations_raw``). Each epoch also logs the CLIP embedding and the occupied fraction (opacity > 0.5)
+With ``average=True`` (ours) the test and every logged quantity read each run's weights averaged over the
+epoch's iterations: SDS moves the raw weights by noise at every step, so their renders never stop
+changing, while the average settles once the run stops going anywhere. (An exponential moving average,
+which stable-dreamfusion keeps, remembers the initial weights for about 1/(1 - decay) iterations: with
+decay 0.95 and 10-iteration epochs it shrinks a steadily drifting run's change in the first epochs to
+6-30% of its true value, calling such runs converged at the earliest epoch. The epoch's mean has no memory
+across epochs.) The raw weights' test (the paper's) is logged beside it (``iterations_raw``). Each epoch also logs the CLIP embedding and the occupied fraction (opacity > 0.5)
 of every check view, from which :mod:`p2nlib.eval.built` decides whether a run has built its object.
 """
 from __future__ import annotations
@@ -50,7 +52,7 @@ class OptimConfig:
     check_views: int = 4      # fixed views rendered each epoch (evenly spaced azimuths)
     check_size: int = 32
     elevation: tuple[float, float] = (10.0, 40.0)
-    ema: float = 0.0          # decay of the weights' moving average the test reads (0: the raw weights, the paper's)
+    average: bool = False     # the test reads each epoch's mean weights (ours; False: the raw weights, the paper's)
 
     @classmethod
     def from_profile(cls, p: Profile, **overrides) -> "OptimConfig":
@@ -66,8 +68,7 @@ class OptimConfig:
         return ceiling(self.epoch_iters, self.k, self.max_epochs)
 
     def describe(self) -> str:
-        avg = (f" of an exponential moving average of the weights (decay {self.ema:g} per iteration)"
-               if self.ema > 0 else "")
+        avg = " of the weights averaged over each epoch" if self.average else ""
         return (f"convergence test{avg}: every {self.epoch_iters} iterations render {self.check_views} fixed views at "
                 f"{self.check_size} px; converged when the mean squared pixel change < {self.eps:g} for {self.k} "
                 f"epochs in a row (at most {self.max_epochs} epochs = {self.max_epochs * self.epoch_iters} "
@@ -242,7 +243,7 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
 
     params = {k: v.detach().to(device).clone().contiguous().requires_grad_(True) for k, v in init.items()}
     opt = torch.optim.Adam(params.values(), lr=cfg.lr)
-    ema = {k: v.detach().clone() for k, v in params.items()} if cfg.ema > 0 else None
+    avg = None                 # the last epoch's mean weights (with ``cfg.average``)
     active = torch.arange(R)
     out_params = {k: v.detach().cpu().clone() for k, v in init.items()}
     final_params = {k: v.detach().cpu().clone() for k, v in init.items()}
@@ -256,8 +257,8 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
     seconds = [0.0] * R
 
     def observed():
-        """The weights the test reads: the moving average, or the raw weights."""
-        return ema if ema is not None else params
+        """The weights the test reads: the last epoch's mean, or the raw weights."""
+        return avg if avg is not None else params
 
     def observe(p):
         imgs, opacity = _check_render(p, spec, check_poses, cfg.check_size, cfg.samples)
@@ -283,6 +284,7 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
         for epoch in range(1, cfg.max_epochs + 1):
             t0 = time.perf_counter()
             fn = _render_fn(params, spec, cfg.samples)
+            acc = {k: torch.zeros_like(v) for k, v in params.items()} if cfg.average else None
             for _ in range(cfg.epoch_iters):
                 az = torch.stack([torch.rand(cfg.views, generator=gens[r]) for r in active.tolist()]) * 360
                 el = torch.stack([torch.rand(cfg.views, generator=gens[r]) for r in active.tolist()])
@@ -292,21 +294,24 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
                 opt.zero_grad(set_to_none=True)
                 loss.sum().backward()
                 opt.step()
-                if ema is not None:
+                if acc is not None:
                     with torch.no_grad():
                         for k, v in params.items():
-                            ema[k].lerp_(v, 1.0 - cfg.ema)
+                            acc[k].add_(v)
+            if acc is not None:
+                avg = {k: v / cfg.epoch_iters for k, v in acc.items()}
+            trained = time.perf_counter() - t0          # the optimisation's own time, without the checks
             imgs, s, emb, occ = observe(observed())
             d = (imgs - prev).pow(2).mean((1, 2, 3, 4))
             prev = imgs
-            if ema is not None:
+            if avg is not None:
                 raw, _ = _check_render(params, spec, check_poses, cfg.check_size, cfg.samples)
                 raw = raw.cpu()
                 d_raw = (raw - prev_raw).pow(2).mean((1, 2, 3, 4))
                 prev_raw = raw
             else:
                 d_raw = d
-            share = (time.perf_counter() - t0) / len(active)
+            share = trained / len(active)
             done = torch.zeros(len(active), dtype=torch.bool)
             for j, r in enumerate(active.tolist()):
                 seconds[r] += share
@@ -330,8 +335,6 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
             if done.any():
                 keep = ~done
                 params, opt = _shrink(params, opt, keep.to(device), cfg.lr)
-                if ema is not None:
-                    ema = {k: v[keep.to(device)].clone() for k, v in ema.items()}
                 prev, prev_raw, active = prev[keep], prev_raw[keep], active[keep]
     bar.close()
 
@@ -341,7 +344,7 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
         return torch.stack([torch.stack(x + [x[-1]] * (longest - len(x))) for x in rows])
 
     return OptimResult(out_params, iterations, changes, sims, pad(snaps), seconds, cfg, final_params,
-                       changes_raw if ema is not None else None, pad(embs), pad(occs))
+                       changes_raw if cfg.average else None, pad(embs), pad(occs))
 
 
 def iterations_or_cap(res: OptimResult) -> np.ndarray:
@@ -354,8 +357,9 @@ def template_init(spec: nerf.NerfSpec, n: int) -> dict[str, torch.Tensor]:
     return nerf.init_params(spec, n, "shared")
 
 
-#: DreamFusion's start, as stable-dreamfusion sets it (``--blob_density 5 --blob_radius 0.2`` in a box of half-size 1):
-#: peak density and radius of a Gaussian density blob at the centre of the object box (half-size 0.5 here)
+#: DreamFusion's start, after stable-dreamfusion's ``--blob_density 5 --blob_radius 0.2``: peak density and radius of
+#: a Gaussian density blob at the centre of the object box (half-size 0.5 here; the radius chosen so the blob fills
+#: about the middle half of the frame, as an object does)
 BLOB_DENSITY, BLOB_RADIUS = 5.0, 0.25
 
 
@@ -371,7 +375,7 @@ def _blob_template(spec: nerf.NerfSpec, density: float, radius: float, steps: in
     gen = torch.Generator().manual_seed(nerf.TEMPLATE_SEED)
     for _ in range(steps):
         x = torch.rand(1, 4096, 3, generator=gen) - 0.5
-        x[:, :2048] *= min(1.0, 4 * radius)                # half the points within two radii of the centre
+        x[:, :2048] *= 2 * radius                           # half the points within one radius of the centre
         sigma, rgb = nerf.forward({k: v[None] for k, v in params.items()}, x, spec.freqs)
         loss = (sigma - blob_density(x, density, radius)).pow(2).mean() + (rgb - 0.5).pow(2).mean()
         opt.zero_grad(set_to_none=True)

@@ -105,8 +105,8 @@ def ood_claims(chapter: OutOfDistribution, res: OODResults, study: ScratchStudy 
     sp_s, ci_s, n = _speedup(chapter, res, "iterations")
     sp_raw, ci_raw, _ = _speedup(chapter, res, "iterations_raw")
     sp_q, ci_q, _ = _speedup(chapter, res, "iterations_to_quality", floor=epoch)
-    test = (f"the convergence test of supplement VI on {'a moving average (decay %g) of ' % cfg.ema if cfg.ema else ''}"
-            f"the weights (eps {cfg.eps:g}, k {cfg.k}, epochs of {epoch} iterations, cap {cap})")
+    test = (f"the convergence test of supplement VI on the weights{' averaged over each epoch' if cfg.average else ''}"
+            f" (eps {cfg.eps:g}, k {cfg.k}, epochs of {epoch} iterations, cap {cap})")
     recs = [
         _judged("ood.speedup_vs_scratch", sp_s, ci_s, n, cfg.ceiling,
                 f"median over prompts (text and image) of S / Ours (NRS) iterations by {test}; converged before the "
