@@ -82,6 +82,7 @@ class Chapter:
     device: torch.device
     seed: int = 0
     guidance: str = "sds"
+    anneal: bool = True          # SDS with the profile's timestep annealing (ours); False: DreamFusion's schedule
     cfg: OptimConfig = field(init=False)
 
     def __post_init__(self):
@@ -146,14 +147,26 @@ class Chapter:
         if self.guidance == "clip":
             return TextGuidance(self.enc, emb)
         return TextSDSGuidance(self._prior("text"), emb, scale=self.P.sds_text_scale, seed=self.seed,
-                               anneal=self.P.sds_anneal or None)
+                               anneal=self._anneal())
 
     def image_guidance(self, refs: torch.Tensor, poses: torch.Tensor):
         """The image baseline's guidance toward reference images ``refs`` (R, H, W, 3) seen from ``poses``."""
         if self.guidance == "clip":
             return ImageGuidance(self.enc, refs, poses)
         return ImageSDSGuidance(self._prior("view"), refs, poses, scale=self.P.sds_view_scale, seed=self.seed,
-                                anneal=self.P.sds_anneal or None)
+                                anneal=self._anneal())
+
+    def _anneal(self):
+        """The SDS timestep annealing (t_end, iterations) of this chapter, or None (DreamFusion's schedule)."""
+        return (self.P.sds_anneal or None) if self.anneal else None
+
+    @property
+    def schedule_name(self) -> str:
+        """The SDS noise schedule of this chapter's baselines, in words."""
+        if self._anneal():
+            end, its = self._anneal()
+            return f"largest timestep annealed from 0.98 to {end:g} over the first {its} iterations (ours)"
+        return "timesteps uniform in [0.02, 0.98] throughout (DreamFusion's schedule)"
 
     def run_name(self, base: str) -> str:
         """Cache name of a batch of runs (the CLIP runs keep the names they always had)."""

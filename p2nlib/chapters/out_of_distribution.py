@@ -65,6 +65,7 @@ class ScratchStudy:
     runs: Runs
     table: pd.DataFrame
     rule: str
+    schedule: str = ""
 
     def per_prompt(self) -> pd.DataFrame:
         """Per prompt and start: the share of seeds built where the test stopped the run, and of failed runs."""
@@ -200,15 +201,18 @@ class OutOfDistribution(Chapter):
                                         for r, (p, s) in enumerate(zip(lab.prompt, lab.seed))]
         return df
 
-    def scratch_study(self, prompts=ID_TEXT_PROMPTS + OOD_TEXT_PROMPTS, progress: bool = True) -> ScratchStudy:
-        """Every text prompt × :data:`~p2nlib.chapters.base.SCRATCH_INITS` × seed with this chapter's text
-        guidance, to the cap, one batch: does the baseline build the object from scratch, from which start?"""
-        prompts = list(prompts)
+    def scratch_study(self, prompts=ID_TEXT_PROMPTS + OOD_TEXT_PROMPTS, inits=SCRATCH_INITS,
+                      progress: bool = True) -> ScratchStudy:
+        """Every text prompt × start (``inits``, from :data:`~p2nlib.chapters.base.SCRATCH_INITS`) × seed with this
+        chapter's text guidance, to the cap, one batch: does the baseline build the object, from which start?"""
+        prompts, inits = list(prompts), tuple(inits)
+        if not set(inits) <= set(SCRATCH_INITS):
+            raise ValueError(f"the study's starts come from {SCRATCH_INITS}, got {inits}")
         emb = self.enc.encode_text(prompts)
         near, _ = ev.nearest_train_scenes(self.pipe.cache, emb, self.train_idx)
         starts = {"S": self.scratch_init(len(prompts)), TEMPLATE: template_init(self.spec, len(prompts)),
                   "Ours (NRS)": _cpu(self.pipe.from_embedding(self.pipe.cache[near, 0]))}
-        order = [(p, name, s) for p in range(len(prompts)) for name in SCRATCH_INITS for s in self.seeds]
+        order = [(p, name, s) for p in range(len(prompts)) for name in inits for s in self.seeds]
         init = {k: torch.stack([starts[name][k][p] for p, name, _ in order]) for k in starts["S"]}
         rows = [p for p, _, _ in order]
         labels = [{"prompt": prompts[p], "init": name, "seed": s} for p, name, s in order]
@@ -216,7 +220,8 @@ class OutOfDistribution(Chapter):
                              profile=self.P.name, name=self.run_name("06-scratch-study"), device=self.device,
                              stop_at_convergence=self.stop, progress=progress)
         cats = [PROMPT_CATEGORIES[p] for p in runs.labels.prompt]
-        return ScratchStudy(runs, runs.table(rule=self.rule(), categories=cats), self.rule().describe())
+        return ScratchStudy(runs, runs.table(rule=self.rule(), categories=cats), self.rule().describe(),
+                            self.schedule_name)
 
     def scratch_views(self, study: ScratchStudy) -> dict:
         """Every prompt of the study, first seed, where the test stopped each start's run (check view 0); the
@@ -225,15 +230,15 @@ class OutOfDistribution(Chapter):
         seed = self.seeds[0]
         prompts = list(dict.fromkeys(t.prompt))
         images, labels = [], []
+        names = [n for n in SCRATCH_INITS if n in set(t.init)]
         for p in prompts:
             marks = []
-            for name in SCRATCH_INITS:
+            for name in names:
                 r = runs.one(prompt=p, init=name, seed=seed)
                 images.append(runs.result.snapshot_at(r, runs.iterations(r)))
                 marks.append("✓" if t.built[r] else "✗")
             labels.append(f"{p} ({' '.join(marks)})")
-        return dict(images=torch.stack(images), ncols=len(SCRATCH_INITS), size=1.0, titles=list(SCRATCH_INITS),
-                    row_labels=labels)
+        return dict(images=torch.stack(images), ncols=len(names), size=1.0, titles=names, row_labels=labels)
 
     # ---------------------------------------------------------------- Tables 3–6
     def paper_table(self, res: OODResults, modality: str) -> pd.DataFrame:

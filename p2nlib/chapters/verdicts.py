@@ -140,7 +140,7 @@ def ood_claims(chapter: OutOfDistribution, res: OODResults, study: ScratchStudy 
             note=f"of {int(c.loc['S', 'prompts'])} text prompts (05 and 06) × {len(chapter.seeds)} seeds, "
                  f"{chapter.guidance_name}; built where the test stopped the run for more than half the seeds; "
                  + "; ".join(f"{k}: {int(c.loc[k, 'prompts built'])} prompts, {c.loc[k, 'runs failed']:.0%} of runs "
-                             "failed" for k in c.index) + f"; S = {chapter.scratch_name}"))
+                             "failed" for k in c.index) + f"; S = {chapter.scratch_name}; SDS: {study.schedule}"))
     recs.append(dict(id="ood.sim_ours_minus_scratch", value=round(d_sim, 4),
                      holds=bool(d_sim > claims.bar("ood.sim_ours_minus_scratch")),
                      note="mean over prompts of the median-over-seeds CLIP similarity at convergence, Ours (NRS) "

@@ -110,7 +110,7 @@ PROFILES: dict[str, Profile] = {
         prior_size=16, prior_channels=(16, 16, 32), text_prior_channels=(16, 16, 32), prior_steps=4,
         prior_batch=8, prior_lr=1e-3,
         sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=10,
-        sds_epoch_iters=2, sds_k=1, sds_average=True, sds_scratch="blob",
+        sds_epoch_iters=2, sds_k=1, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 6),
     ),
     "small": Profile(
         name="small", description="default main job: all figures meaningful on a 2-core CPU",
@@ -127,7 +127,7 @@ PROFILES: dict[str, Profile] = {
         prior_size=16, prior_channels=(32, 64, 64), text_prior_channels=(48, 96, 96),
         prior_steps=1200, prior_batch=32, prior_lr=1e-3,
         sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=20,
-        sds_epoch_iters=10, sds_k=2, sds_average=True, sds_scratch="blob",
+        sds_epoch_iters=10, sds_k=2, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 60),
     ),
     "paper": Profile(
         name="paper", description="the paper's scale (100 views, 15k iterations) on one GPU",
@@ -144,7 +144,7 @@ PROFILES: dict[str, Profile] = {
         prior_size=64, prior_channels=(64, 128, 128, 256),
         text_prior_channels=(64, 128, 128, 256), prior_steps=30000, prior_batch=128, prior_lr=5e-4,
         sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=3e-3, sds_max_epochs=100,
-        sds_epoch_iters=100, sds_k=3, sds_average=True, sds_scratch="blob",
+        sds_epoch_iters=100, sds_k=3, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 3000),
     ),
 }
 
