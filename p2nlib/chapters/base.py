@@ -68,9 +68,12 @@ _RULES: dict = {}
 
 def sds_overrides(p) -> dict:
     """The optimiser settings of the SDS baselines: their learning rate, and their convergence test (epoch, k,
-    cap, the test on each epoch's mean weights; ε stays the profile's ``opt_eps``)."""
+    cap, the test on each epoch's mean weights). ε is the profile's ``opt_eps`` rescaled to the shorter epoch:
+    ``opt_eps * (sds_epoch_iters / opt_epoch_iters)^2``, the same speed of change per iteration (a steady drift
+    changes the renders by the square of the epoch's length), so a shorter epoch does not make the test looser."""
+    eps = p.opt_eps * (p.sds_epoch_iters / p.opt_epoch_iters) ** 2
     return {"lr": p.sds_lr, "max_epochs": p.sds_max_epochs, "epoch_iters": p.sds_epoch_iters, "k": p.sds_k,
-            "average": p.sds_average}
+            "average": p.sds_average, "eps": eps}
 
 
 @dataclass
