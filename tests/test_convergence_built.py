@@ -146,3 +146,15 @@ def test_bootstrap_interval_covers_the_statistic_and_shrinks_with_agreement():
     assert stats.bootstrap(stats.median_ratio, same * 3, same, n_boot=200) == (3.0, 3.0)
     with pytest.raises(ValueError, match="one shape"):
         stats.bootstrap(stats.median_ratio, s, ours[:, :2])
+
+
+def test_sds_threshold_keeps_the_speed_of_change_of_the_longer_epoch():
+    from p2nlib.chapters.base import sds_overrides
+
+    for name in ("tiny", "small", "paper"):
+        p = PROFILES[name]
+        o = sds_overrides(p)
+        # a steady drift of r per iteration changes an epoch's renders by (r * epoch)^2: the same r passes both
+        r2 = p.opt_eps / p.opt_epoch_iters ** 2
+        assert o["eps"] == pytest.approx(r2 * o["epoch_iters"] ** 2)
+        assert o["average"] and optimize.ceiling(o["epoch_iters"], o["k"], o["max_epochs"]) >= 10
