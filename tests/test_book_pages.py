@@ -20,12 +20,14 @@ def _row(id, holds):
             "notebook": "06", "profile": "small", "device": "cpu", "torch": "2", "commit": "abc", "date": "d"}
 
 
-def test_discussion_is_shown_for_failed_claims_only(tmp_path):
+def test_discussion_is_shown_whatever_the_verdict(tmp_path):
     disc = tmp_path / "disc.md"
-    disc.write_text("intro text\n\n## ood.speedup\n\nWhy it fails here.\n\n## ok.claim\n\nNever shown.\n")
-    assert book.discussion(disc) == {"ood.speedup": "Why it fails here.", "ok.claim": "Never shown."}
+    disc.write_text("intro text\n\n## ood.speedup\n\n*Written for the verdict: does not hold.*\n\nWhy it fails here."
+                    "\n\n## ok.claim\n\nWhat it still hides.\n")
+    assert book.discussion(disc)["ok.claim"] == "What it still hides."
+    assert book.discussion_verdicts(disc) == {"ood.speedup": "does not hold", "ok.claim": None}
     page = book.claims_page(_claims_file(tmp_path, [_row("ood.speedup", False), _row("ok.claim", True)]), disc)
-    assert "Why it fails here." in page and "Never shown." not in page
+    assert "Why it fails here." in page and "What it still hides." in page
     assert 'data-count="2"' in page
     assert book.discussion(tmp_path / "missing.md") == {}
 
@@ -87,3 +89,14 @@ def test_every_claim_discussed_exists_and_every_coverage_file_is_made():
     sources = " ".join(p.read_text() for p in (paths.ROOT / "notebooks").glob("0*.py"))
     missing = [f for f in named if f.rsplit(".", 1)[0] not in sources and f.split(".")[0] not in sources]
     assert not missing, f"coverage table names files no notebook writes: {missing}"
+
+
+def test_no_discussion_argues_a_verdict_the_ledger_does_not_have():
+    """Every discussion names the verdict it was written for, and that is the ledger's verdict now."""
+    ledger = {c["id"]: claims.verdict(c["holds"]) for c in claims.load(paths.ROOT / "figures" / "claims.json")["claims"]}
+    written = book.discussion_verdicts(paths.ROOT / "book" / "claims_discussion.md")
+    assert written, "book/claims_discussion.md has no sections"
+    missing = sorted(cid for cid, v in written.items() if v is None)
+    assert not missing, f"discussions without a '*Written for the verdict: ...*' line: {missing}"
+    stale = {cid: (v, ledger.get(cid)) for cid, v in written.items() if v != ledger.get(cid)}
+    assert not stale, f"discussions written for another verdict than figures/claims.json's (written, ledger): {stale}"

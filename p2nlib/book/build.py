@@ -1,8 +1,8 @@
 """Assemble and build the Jupyter Book (Jupyter Book 1, Sphinx; fully offline).
 
 :func:`prepare` copies the executed notebooks into ``book/chapters/``, the figures into
-``book/figures/``, writes ``book/claims.md`` from ``figures/claims.json`` (with the discussion of
-each claim that does not hold, from ``book/claims_discussion.md``) and ``book/running.md`` with the
+``book/figures/``, writes ``book/claims.md`` from ``figures/claims.json`` (with each claim's discussion,
+whatever its verdict, from ``book/claims_discussion.md``) and ``book/running.md`` with the
 wall times recorded in the executed notebooks, and copies plotly.js from the installed ``plotly``
 package into ``book/_static/`` (for the interactive 3D figures, offline); those are generated
 (ignored by git). :func:`build` runs ``jupyter-book build`` without executing anything.
@@ -32,10 +32,23 @@ def discussion(path: Path) -> dict[str, str]:
     return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
 
 
+WRITTEN_FOR = re.compile(r"^\*Written for the verdict: (holds|does not hold|not judged)\.\*", flags=re.M)
+
+
+def discussion_verdicts(path: Path) -> dict[str, str | None]:
+    """Claim id -> the verdict its discussion says it was written for (its line ``*Written for the verdict:
+    holds.*``; None when the section has no such line)."""
+    out = {}
+    for cid, text in discussion(path).items():
+        m = WRITTEN_FOR.search(text)
+        out[cid] = m.group(1) if m else None
+    return out
+
+
 def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
     """The book's claims page: per paper section a compact table (claim, paper, ours, verdict), then
-    per claim its details (bar, note, the run that measured it, and the discussion of a claim that
-    does not hold), each one click away from its row."""
+    per claim its details (bar, note, the run that measured it, and its discussion when it has one, whatever
+    the verdict), each one click away from its row."""
     data = claims.load(claims_file)
     n = len(data["claims"])
     held = sum(c["holds"] is True for c in data["claims"])
@@ -49,8 +62,8 @@ def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
         f"`figures/claims.json`: {n} claims; {held} hold, {len(failed)} do not hold, "
         f"{n - held - len(failed)} are not judged against a paper value. "
         "*paper* is the paper's value, *ours* the measured one. Click a claim for its note, the bar it "
-        "is judged against, the run that measured it (notebook, profile, device, commit) and, when it "
-        "does not hold, the discussion.\n",
+        "is judged against, the run that measured it (notebook, profile, device, commit) and its "
+        "discussion: why it does not hold, or what a claim that holds still hides.\n",
         f'<div id="claims-count" data-count="{n}"></div>\n',
     ]
     if failed:

@@ -320,8 +320,8 @@ def render_section_tables(data: dict) -> str:
 
 def render_claim_details(data: dict, discussion: dict[str, str] | None = None) -> str:
     """Per claim, under an anchor the tables link to: the paper section, the values, the book's bar,
-    the note, the run that measured it (notebook, profile, device, torch, commit, date) and, for a claim
-    that does not hold, its discussion (``discussion``: claim id -> Markdown)."""
+    the note, the run that measured it (notebook, profile, device, torch, commit, date) and its discussion
+    when it has one, whatever the verdict (``discussion``: claim id -> Markdown)."""
     discussion = discussion or {}
     out = []
     for group, rows in group_claims(data):
@@ -339,6 +339,6 @@ def render_claim_details(data: dict, discussion: dict[str, str] | None = None) -
                 out += [f"*Note:* {md_text(c['note'])}", ""]
             out += [f"*Run:* notebook `{c['notebook']}`, profile {md_text(c['profile'])}, device "
                     f"{md_text(c['device'])}, torch {md_text(c['torch'])}, commit `{c['commit']}`, {md_text(c['date'])}", ""]
-            if c["holds"] is False and c["id"] in discussion:
+            if c["id"] in discussion:
                 out += [discussion[c["id"]].strip(), ""]
     return "\n".join(out) + "\n"
