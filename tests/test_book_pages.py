@@ -100,3 +100,19 @@ def test_no_discussion_argues_a_verdict_the_ledger_does_not_have():
     assert not missing, f"discussions without a '*Written for the verdict: ...*' line: {missing}"
     stale = {cid: (v, ledger.get(cid)) for cid, v in written.items() if v != ledger.get(cid)}
     assert not stale, f"discussions written for another verdict than figures/claims.json's (written, ledger): {stale}"
+
+
+def test_every_claim_has_a_kind_and_the_page_counts_them_apart(tmp_path):
+    from p2nlib.book import claims_spec
+
+    assert {s.kind for s in claims_spec.SPECS.values()} == set(claims_spec.KINDS)
+    assert claims_spec.SPECS["overview.nerf_param_tensors"].kind == "check"
+    assert claims_spec.SPECS["priors.text_zero_shot_samples"].kind == "stand-in"
+    assert claims_spec.SPECS["ood.speedup_vs_scratch"].kind == "paper"
+    rows = [{**_row("ood.speedup_vs_scratch", False)}, {**_row("overview.nerf_param_tensors", True)},
+            {**_row("priors.text_zero_shot_samples", True)}]
+    page = book.claims_page(_claims_file(tmp_path, rows), tmp_path / "none.md")
+    assert "**paper** (the paper says it): 1, of which 0 hold, 1 do not hold" in page
+    assert "**check** (true by construction): 1, of which 1 hold" in page
+    ledger = claims.load(paths.ROOT / "figures" / "claims.json")["claims"]
+    assert all(c.get("kind") in claims_spec.KINDS for c in ledger), "claims.json entries without a kind"

@@ -21,6 +21,9 @@ from p2nlib.book import claims
 from p2nlib.core import paths
 
 BOOK = paths.ROOT / "book"
+#: what each kind of claim is, on the claims page
+KIND_WORDS = {"paper": "the paper says it", "stand-in": "a bar the book set for its own stand-ins",
+              "check": "true by construction"}
 PLOTLYJS = "plotly.min.js"            # book/_static/<this>, copied from the plotly package by prepare()
 
 
@@ -50,6 +53,7 @@ def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
     per claim its details (bar, note, the run that measured it, and its discussion when it has one, whatever
     the verdict), each one click away from its row."""
     data = claims.load(claims_file)
+    data = {**data, "claims": [claims._with_kind(c) for c in data["claims"]]}
     n = len(data["claims"])
     held = sum(c["holds"] is True for c in data["claims"])
     failed = [c for c in data["claims"] if c["holds"] is False]
@@ -65,6 +69,9 @@ def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
         "is judged against, the run that measured it (notebook, profile, device, commit) and its "
         "discussion: why it does not hold, or what a claim that holds still hides.\n",
         f'<div id="claims-count" data-count="{n}"></div>\n',
+        "By kind — " + "; ".join(
+            f"**{kind}** ({KIND_WORDS[kind]}): {sum(v.values())}, of which {v['holds']} hold, {v['does not hold']} "
+            f"do not hold, {v['not judged']} not judged" for kind, v in claims.kind_counts(data).items()) + ".\n",
     ]
     if failed:
         lines.append(f"Claims that do not hold: {fails}.\n")

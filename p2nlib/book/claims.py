@@ -22,7 +22,7 @@ from typing import Any
 
 from p2nlib.core import paths
 from p2nlib.core.artifacts import write_json_atomic
-from p2nlib.book.claims_spec import SPECS, bar  # noqa: F401  (bar: re-exported for the notebooks)
+from p2nlib.book.claims_spec import KINDS, SPECS, bar  # noqa: F401  (bar: re-exported for the notebooks)
 from p2nlib.core.errors import ClaimsFileError
 
 SCHEMA_VERSION = 1
@@ -173,6 +173,20 @@ def load(path: str | Path | None = None) -> dict:
     return validate(data, path)
 
 
+def _with_kind(c: dict) -> dict:
+    """A ledger entry with its kind from the claims spec (``paper``, ``stand-in`` or ``check``)."""
+    spec = SPECS.get(c["id"])
+    return {**c, "kind": spec.kind if spec is not None else c.get("kind", "paper")}
+
+
+def kind_counts(data: dict) -> dict[str, dict[str, int]]:
+    """Per kind, how many claims hold, do not hold and are not judged."""
+    out = {k: {"holds": 0, "does not hold": 0, "not judged": 0} for k in KINDS}
+    for c in data["claims"]:
+        out[c.get("kind", "paper")][verdict(c["holds"])] += 1
+    return out
+
+
 def merge_into(record_file: str | Path, claims_file: str | Path | None = None) -> dict:
     """Merge one notebook's record file into ``claims.json``, replacing that notebook's old claims."""
     record_file = Path(record_file)
@@ -185,7 +199,7 @@ def merge_into(record_file: str | Path, claims_file: str | Path | None = None) -
     data = load(claims_file) if claims_file.exists() else {"claims": []}
     new_ids = {c["id"] for c in new}
     kept = [c for c in data["claims"] if c["notebook"] != stamp["notebook"] and c["id"] not in new_ids]
-    merged = kept + [{**c, **stamp} for c in new]
+    merged = [_with_kind(c) for c in kept + [{**c, **stamp} for c in new]]
     out = {"schema_version": SCHEMA_VERSION,
            "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "claims": sorted(merged, key=lambda c: (c["notebook"], c["id"]))}

@@ -50,10 +50,11 @@ def id_claims(chapter: InDistribution, gen: GenerationScores, sub: SubsetScores,
                   f"{sc['retrieval']['similarity']:.3f}"),
         dict(id="id.image.fd_train", value=round(sc["train"]["frechet"], 4), holds=None,
              note=f"{fd_name}; {sc['train']['samples']} images per set; not comparable to Inception FID"),
-        dict(id="id.image.fd_test", value=round(sc["test"]["frechet"], 4),
+        dict(id="id.image.fd_test", value=round(sub.ours["frechet"], 4),
              holds=bool(sub.ours["frechet"] < float(np.mean(fd_base))),
-             note=f"{fd_name}; holds when ours beats the image baseline on the test subset "
-                  f"({sub.ours['frechet']:.3f} vs {np.mean(fd_base):.3f})"),
+             note=f"{fd_name}; ours on the test subset, where the image baseline also ran; holds when below the "
+                  f"baseline's there ({np.mean(fd_base):.3f}, mean of {len(seeds)} seeds); on the whole test split "
+                  f"ours is {sc['test']['frechet']:.3f}"),
         dict(id="id.image.sim_baseline", value=round(float(np.mean(sim_base)), 4), holds=bool(beats),
              note=f"image baseline ({chapter.guidance_name}) at convergence, mean of {len(seeds)} seeds "
                   f"(best {max(sim_base):.3f}), PSNR {psnr_base:.2f} dB vs ours {sub.ours['psnr']:.2f} dB; holds "
