@@ -37,6 +37,7 @@ from tqdm import tqdm
 from p2nlib.core.profiles import Profile
 from p2nlib.data import cameras, nerf, render
 from p2nlib.baselines.guidance import frozen
+from p2nlib.eval.built import occupied_fraction
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,7 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
         imgs = imgs.cpu()                                                                # (b, C, H, W, 3)
         emb = encoder.encode_images(imgs.flatten(0, 1)).reshape(*imgs.shape[:2], -1).float()
         s = (emb * targets[active][:, None]).sum(-1).mean(1)
-        occ = (opacity.cpu() > 0.5).float().mean((2, 3))                                # (b, C)
+        occ = occupied_fraction(opacity.cpu())                                           # (b, C)
         return imgs, s, emb, occ
 
     def log(r, j, imgs, s, emb, occ):

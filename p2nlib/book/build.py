@@ -53,7 +53,7 @@ def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
     per claim its details (bar, note, the run that measured it, and its discussion when it has one, whatever
     the verdict), each one click away from its row."""
     data = claims.load(claims_file)
-    data = {**data, "claims": [claims._with_kind(c) for c in data["claims"]]}
+    data = {**data, "claims": [claims.with_kind(c) for c in data["claims"]]}
     n = len(data["claims"])
     held = sum(c["holds"] is True for c in data["claims"])
     failed = [c for c in data["claims"] if c["holds"] is False]

@@ -173,7 +173,7 @@ def load(path: str | Path | None = None) -> dict:
     return validate(data, path)
 
 
-def _with_kind(c: dict) -> dict:
+def with_kind(c: dict) -> dict:
     """A ledger entry with its kind from the claims spec (``paper``, ``stand-in`` or ``check``)."""
     spec = SPECS.get(c["id"])
     return {**c, "kind": spec.kind if spec is not None else c.get("kind", "paper")}
@@ -199,7 +199,7 @@ def merge_into(record_file: str | Path, claims_file: str | Path | None = None) -
     data = load(claims_file) if claims_file.exists() else {"claims": []}
     new_ids = {c["id"] for c in new}
     kept = [c for c in data["claims"] if c["notebook"] != stamp["notebook"] and c["id"] not in new_ids]
-    merged = [_with_kind(c) for c in kept + [{**c, **stamp} for c in new]]
+    merged = [with_kind(c) for c in kept + [{**c, **stamp} for c in new]]
     out = {"schema_version": SCHEMA_VERSION,
            "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
            "claims": sorted(merged, key=lambda c: (c["notebook"], c["id"]))}

@@ -64,6 +64,8 @@ GUIDANCES = {"sds": "score distillation (SDS) from the book's diffusion priors",
 
 #: built rules made in this process, by (encoder, check views, check size, samples): chapters share them
 _RULES: dict = {}
+#: priors (and their training data) loaded in this process, by (profile, encoder, device, seed)
+_PRIORS: dict = {}
 
 
 def sds_overrides(p) -> dict:
@@ -95,7 +97,6 @@ class Chapter:
         self.enc, self.spec, self.ds = self.pipe.encoder, self.pipe.spec, self.pipe.dataset
         self.train_idx, self.test_idx = self.ds.indices("train"), self.ds.indices("test")
         self.cfg = OptimConfig.from_profile(self.P, **(sds_overrides(self.P) if self.guidance == "sds" else {}))
-        self._priors: dict = {}
         # the SDS baselines run to the cap (complete curves); the CLIP ablation stops each run where the
         # convergence test stops it, which is all its tables use and keeps the book within its time budget
         self.stop = self.guidance == "clip"
@@ -129,21 +130,22 @@ class Chapter:
         occupied-fraction ranges for every category a text prompt of the book names (made once)."""
         key = (self.enc.fingerprint, self.cfg.check_views, self.cfg.check_size, self.P.samples_per_ray)
         if key not in _RULES:
-            shapes = [c for cat in PROMPT_CATEGORIES.values() for c in ((cat,) if isinstance(cat, str) else cat)]
-            _RULES[key] = BuiltRule.make(self.enc, *key[1:], shapes=shapes)
+            _RULES[key] = BuiltRule.make(self.enc, *key[1:], shapes=PROMPT_CATEGORIES.values())
         return _RULES[key]
 
     def _prior(self, kind: str):
-        """The profile's text or view prior (trained by the first chapter that needs it, then cached)."""
+        """The profile's text or view prior (trained by the first chapter that needs it, then cached on disk);
+        every chapter of this process with the same profile, encoder, device and seed shares the loaded one."""
         from p2nlib.priors import train as priors
 
-        if kind not in self._priors:
-            if "data" not in self._priors:
-                self._priors["data"] = priors.training_data(self.P, self.enc,
-                                                              priors.PriorConfig.from_profile(self.P, "view"))
+        key = (self.P.name, self.enc.fingerprint, str(self.device), self.seed)
+        loaded = _PRIORS.setdefault(key, {})
+        if kind not in loaded:
+            if "data" not in loaded:
+                loaded["data"] = priors.training_data(self.P, self.enc, priors.PriorConfig.from_profile(self.P, "view"))
             make = priors.text_prior if kind == "text" else priors.view_prior
-            self._priors[kind] = make(self.P, self.enc, self._priors["data"], device=self.device, seed=self.seed)
-        return self._priors[kind]
+            loaded[kind] = make(self.P, self.enc, loaded["data"], device=self.device, seed=self.seed)
+        return loaded[kind]
 
     def text_guidance(self, emb: torch.Tensor):
         """The text baseline's guidance toward the text embeddings ``emb`` (R, D), one per run."""

@@ -18,9 +18,10 @@ from p2nlib.baselines.optimize import template_init
 from p2nlib.baselines.runs import Runs, mean_std
 from p2nlib.chapters.base import (ID_TEXT_PROMPTS, INITS, OOD_IMAGE_CATEGORIES, OOD_TEXT_PROMPTS,
                                   PROMPT_CATEGORIES, QUALITY_FRACTION, SCRATCH_INITS, TEMPLATE, Chapter, _cpu)
-from p2nlib.data import cameras
+from p2nlib.data import cameras, fit
 from p2nlib.eval import metrics
 from p2nlib.eval import views as ev
+from p2nlib.eval.built import OPACITY_LEVEL
 
 @dataclass
 class Initialisations:
@@ -173,10 +174,7 @@ class OutOfDistribution(Chapter):
         """Per image run, where it stopped, against the prompt object's ground-truth views at the evaluation
         poses: PSNR and mask IoU (opacity > 0.5). The world knows every object; CLIP similarity alone cannot
         tell a built object from a fog of the right colour."""
-        from p2nlib.data import fit
-        from p2nlib.eval.built import OPACITY_LEVEL
-
-        n, poses = self.P.eval_views, ev.eval_poses(self.P.eval_views)
+        poses = ev.eval_poses(self.P.eval_views)
         gt, gt_alpha = fit.render_ground_truth(self.image_objs, poses, self.P.image_size, self.P.samples_per_ray,
                                                opacity=True)
         views, alpha = fit.render_nerfs(runs.params(list(range(len(runs))), "converged"), self.spec, poses,
@@ -184,7 +182,6 @@ class OutOfDistribution(Chapter):
         obj = [self.image_names.index(p) for p in runs.labels.prompt]
         a, b = alpha.cpu() > OPACITY_LEVEL, gt_alpha[obj].cpu() > OPACITY_LEVEL
         iou = (a & b).flatten(1).sum(1) / (a | b).flatten(1).sum(1).clamp_min(1)
-        assert views.shape[1] == n
         return metrics.psnr(views.cpu(), gt[obj].cpu(), (1, 2, 3, 4)).tolist(), iou.tolist()
 
     def _categories(self, runs: Runs) -> list:

@@ -60,26 +60,22 @@ class BuiltRule:
                 f"(opacity > {OPACITY_LEVEL}) lies within the range of ground-truth renders of that category "
                 f"(widened {OCCUPANCY_MARGIN:g}× each way)")
 
-    def named(self, emb: torch.Tensor, category) -> torch.Tensor:
-        """Fraction of check views named ``category`` (or any of a tuple of categories, for a prompt that
-        composes two): embeddings (..., V, D) -> (...)."""
-        wanted = torch.tensor([self._index(c) for c in _as_tuple(category)])
+    def named(self, emb: torch.Tensor, category: str) -> torch.Tensor:
+        """Fraction of check views named ``category``: embeddings (..., V, D) -> (...)."""
+        c = self._index(category)
         pred = (emb.float() @ self.text_emb.T.to(emb.device)).argmax(-1)
-        return torch.isin(pred, wanted.to(pred.device)).float().mean(-1)
+        return (pred == c).float().mean(-1)
 
-    def shaped(self, occupancy: torch.Tensor, category) -> torch.Tensor:
-        """Whether the median occupied fraction over check views is in the category's range (for a tuple, the
-        union of their ranges): (..., V) -> (...)."""
-        cats = _as_tuple(category)
-        for c in cats:
-            self._index(c)
-            if c not in self.occupancy:
-                raise ValueError(f"no occupied-fraction range for {c!r}; make the rule with it in its categories")
-        lo, hi = min(self.occupancy[c][0] for c in cats), max(self.occupancy[c][1] for c in cats)
+    def shaped(self, occupancy: torch.Tensor, category: str) -> torch.Tensor:
+        """Whether the median occupied fraction over check views is in the category's range: (..., V) -> (...)."""
+        self._index(category)
+        if category not in self.occupancy:
+            raise ValueError(f"no occupied-fraction range for {category!r}; make the rule with it in its shapes")
+        lo, hi = self.occupancy[category]
         med = occupancy.float().median(-1).values
         return (med >= lo) & (med <= hi)
 
-    def built(self, emb: torch.Tensor, occupancy: torch.Tensor, category) -> torch.Tensor:
+    def built(self, emb: torch.Tensor, occupancy: torch.Tensor, category: str) -> torch.Tensor:
         """``built`` per leading index: embeddings (..., V, D) and occupied fractions (..., V) -> bool (...)."""
         return (self.named(emb, category) > self.named_fraction) & self.shaped(occupancy, category)
 
@@ -87,10 +83,6 @@ class BuiltRule:
         if category not in self.categories:
             raise ValueError(f"unknown category {category!r}; the rule knows {', '.join(self.categories)}")
         return self.categories.index(category)
-
-
-def _as_tuple(category) -> tuple[str, ...]:
-    return (category,) if isinstance(category, str) else tuple(category)
 
 
 def occupancy_ranges(categories, views: int, size: int, samples: int,
