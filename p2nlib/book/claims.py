@@ -132,7 +132,7 @@ def frame(recorded: list[Claim]):
     rows = [{"claim": c.id, "paper": c.paper, "ours": c.value, "verdict": verdict(c.holds)} for c in recorded]
     if any(c.ci95 is not None for c in recorded):
         for row, c in zip(rows, recorded):
-            row["95% interval"] = "" if c.ci95 is None else f"[{fmt(c.ci95[0])}, {fmt(c.ci95[1])}]"
+            row["95% interval"] = "" if c.ci95 is None else interval_text(c.ci95)
             row["n"] = "" if c.n is None else c.n
             row["ceiling"] = "" if c.ceiling is None else fmt(c.ceiling)
     return pd.DataFrame(rows).set_index("claim")
@@ -221,6 +221,11 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def interval_text(ci95) -> str:
+    """A 95% interval as table text: ``[1.1, 2.4]``."""
+    return f"[{fmt(ci95[0])}, {fmt(ci95[1])}]"
+
+
 def render_markdown(data: dict, columns: tuple[str, ...] = ("id", "section", "paper", "value", "unit",
                                                              "verdict", "note", "profile", "device",
                                                              "commit")) -> str:
@@ -296,7 +301,7 @@ def shown_value(c: dict) -> str:
     """A claim's value with its unit, and its 95% interval when it has one: ``1.5 × [1.1, 2.4]``."""
     text = with_unit(c["value"], c["unit"])
     if c.get("ci95"):
-        text += f" [{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]"
+        text += " " + interval_text(c["ci95"])
     return text
 
 
@@ -304,7 +309,7 @@ def interval_line(c: dict) -> str:
     """The details line of a repeated or bounded measurement ('' when the claim has neither)."""
     parts = []
     if c.get("ci95"):
-        parts.append(f"95% interval [{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]")
+        parts.append("95% interval " + interval_text(c["ci95"]))
     if c.get("n") is not None:
         parts.append(f"n = {c['n']}")
     if c.get("ceiling") is not None:
