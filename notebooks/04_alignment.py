@@ -106,7 +106,7 @@ for split, idx in (("train, plain teacher forcing", train_idx[:P.eval_train_cap]
 gen_table = pd.DataFrame(rows).T
 plots.save_table(gen_table.round(2).to_markdown(), "04_generation_psnr")
 gen_psnr = gen_table.loc["test", "PSNR vs ground truth (dB)"]
-claims.record("generation.psnr_test", round(gen_psnr, 2), holds=bool(gen_psnr >= claims.bar("generation.psnr_test")),
+claims.record("generation.psnr_test", round(gen_psnr, 2),
               note=f"stage-1 recipe: {stage1.cfg.recipe}; unseen test scenes, generated from view 0 of the embedding "
                    f"cache; train scenes {gen_table.loc['train', 'PSNR vs ground truth (dB)']:.2f} dB")
 gen_table.round(2)
@@ -138,14 +138,15 @@ plots.savefig(fig, "04_rotation_strip")
 # %%
 r, f = rot.loc["random-view training"], rot.loc["fixed-view training"]
 claims.record("rotation.psnr_random_view_training", round(r["PSNR vs ground truth (dB)"], 2),
-              holds=bool(r["PSNR vs ground truth (dB)"] > f["PSNR vs ground truth (dB)"]),
-              note="mean over test scenes and input views; holds when above the fixed-view model")
-claims.record("rotation.psnr_fixed_view_training", round(f["PSNR vs ground truth (dB)"], 2), holds=None,
-              note=f"from its training view alone: {f['PSNR from view 0 (dB)']:.2f} dB")
+              refs={"fixed-view model": round(f["PSNR vs ground truth (dB)"], 2)},
+              note="mean over test scenes and input views")
+claims.record("rotation.psnr_fixed_view_training", round(f["PSNR vs ground truth (dB)"], 2),
+              refs={"its training view": round(f["PSNR from view 0 (dB)"], 2)},
+              note="mean over test scenes and input views, against its PSNR from its training view alone")
 claims.record("rotation.consistency_random", round(r["consistency (dB)"], 2),
-              holds=bool(r["consistency (dB)"] > f["consistency (dB)"]),
+              refs={"fixed-view model": round(f["consistency (dB)"], 2)},
               note="mean pairwise PSNR between renders of NeRFs generated from different views")
-claims.record("rotation.consistency_fixed", round(f["consistency (dB)"], 2), holds=None, note="")
+claims.record("rotation.consistency_fixed", round(f["consistency (dB)"], 2))
 
 # %% [markdown]
 # ## The pipeline: prompt → NeRF in one forward pass

@@ -129,10 +129,10 @@ print(f"best test reconstruction among the losses: {best} ({losses.loc[best, 're
 
 # %%
 paper_row = table.loc["paper: parameter MSE"]
-rec = [claims.record("study.recon_psnr_test_paper_recipe", round(paper_row["recon test vs GT (dB)"], 2), holds=None,
+rec = [claims.record("study.recon_psnr_test_paper_recipe", round(paper_row["recon test vs GT (dB)"], 2),
                      note=f"the paper's parameter-MSE VAE on the test split; train {paper_row['recon train vs GT (dB)']:.2f} dB; "
                           f"the fitted NeRFs reach {ceiling['fitted NeRFs: PSNR vs GT (dB)']:.2f} dB"),
        claims.record("study.generation_psnr_test_paper_recipe", round(paper_row["aligner: PSNR vs GT (dB)"], 2),
-                     holds=None, note="generated from the prompt view of 05 with the paper's VAE recipe; "
+                     note="generated from the prompt view of 05 with the paper's VAE recipe; "
                                       f"from the true latent means {paper_row['true latents: PSNR vs GT (dB)']:.2f} dB")]
 claims.frame(rec)

@@ -91,12 +91,56 @@ def test_object_sets_never_overlap():
 def test_claims_come_from_the_spec(tmp_path, monkeypatch):
     monkeypatch.setenv("P2N_NOTEBOOK", "00_spec")
     claims.start("tiny", "cpu")
-    c = claims.record("dataset.psnr_mean", 31.0, holds=31.0 >= claims.bar("dataset.psnr_mean"))
+    c = claims.record("dataset.psnr_mean", 31.0)
     assert (c.section, c.paper, c.unit, c.holds) == ("§3.1", 33.82, "dB", True)
+    assert claims.record("dataset.psnr_mean", 29.99).holds is False
+    assert claims.record("dataset.nerfs_per_hour", 5.0).holds is None        # not judged
     with pytest.raises(ValueError, match="claims_spec.py"):
         claims.record("dataset.psnr_mean", 31.0, section="§9")
+    with pytest.raises(ValueError, match="verdict come from"):
+        claims.record("dataset.psnr_mean", 20.0, holds=True)               # no verdict at a call site
     with pytest.raises(ValueError, match="not in p2nlib/book/claims_spec.py"):
         claims.record("made.up", 1.0)
+
+
+def test_bars_compare_with_named_measurements_and_intervals(monkeypatch):
+    monkeypatch.setenv("P2N_NOTEBOOK", "00_spec")
+    claims.start("tiny", "cpu")
+    c = claims.record("id.image.fd_test", 0.2, refs={"image baseline": 0.25})
+    assert c.holds is True and c.refs == {"image baseline": 0.25}
+    assert claims.record("id.image.fd_test", 0.3, refs={"image baseline": 0.25}).holds is False
+    with pytest.raises(ValueError, match="pass refs"):
+        claims.record("id.image.fd_test", 0.2)
+    with pytest.raises(ValueError, match="compares with"):
+        claims.record("id.image.fd_test", 0.2, refs={"image baseline": 0.25, "other": 1.0})
+    # two comparisons, both must hold: within 0.05 of train and above the baseline on the subset
+    spec = claims_spec.SPECS["id.image.sim_test"]
+    refs = {"train split": 0.83, "ours on the subset": 0.70, "image baseline on the subset": 0.60}
+    assert spec.judge(0.79, refs=refs) is True
+    assert spec.judge(0.77, refs=refs) is False
+    assert spec.judge(0.79, refs={**refs, "image baseline on the subset": 0.71}) is False
+    assert "value ≥ train split − 0.05 (= 0.78)" in spec.bar_text(refs)
+    # an interval rule reads the interval's lower end, and needs one
+    sp = claims_spec.SPECS["ood.speedup_vs_scratch"]
+    assert sp.judge(3.5, (3.1, 4.0)) is True and sp.judge(3.5, (2.9, 4.0)) is False
+    with pytest.raises(ValueError, match="ci95"):
+        sp.judge(3.5)
+    assert sp.bar_text() == "95% interval's lower end ≥ 3×"
+    # the fixed-view model is judged against its own training view (it should lose >= 1 dB off it)
+    fx = claims_spec.SPECS["rotation.psnr_fixed_view_training"]
+    assert fx.judge(19.0, refs={"its training view": 20.5}) is True
+    assert fx.judge(20.0, refs={"its training view": 20.5}) is False
+    # a missing value fails a judged claim instead of passing it
+    assert claims_spec.SPECS["dataset.psnr_mean"].judge(None) is False
+
+
+def test_no_verdict_is_computed_at_a_call_site():
+    import re
+
+    sources = [*sorted((paths.ROOT / "notebooks").glob("[0-9][0-9]_*.py")),
+               *sorted((paths.ROOT / "p2nlib/chapters").glob("*.py"))]
+    found = [f"{p.name}: {m}" for p in sources for m in re.findall(r"holds=[^\n,)]*", p.read_text())]
+    assert not found, f"verdicts written at call sites instead of the claims spec's bars: {found}"
 
 
 def test_every_recorded_claim_is_in_the_spec_and_every_spec_row_is_recorded():
@@ -135,3 +179,9 @@ def test_a_stale_clip_checkpoint_is_a_project_error():
     config.write_text(json.dumps({"profile": "tiny", "model_cfg": {"embed_dim": 1}, "train_cfg": {}}))
     with pytest.raises(errors.P2NError, match="make book ONLY=02"):
         clip.load_encoder(TINY)
+
+
+def test_a_claim_is_judged_exactly_when_its_rule_says_so():
+    unjudged_rule = {cid for cid, s in claims_spec.SPECS.items() if s.rule.startswith("not judged")}
+    no_bar = {cid for cid, s in claims_spec.SPECS.items() if not s.judged}
+    assert unjudged_rule == no_bar

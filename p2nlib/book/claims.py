@@ -22,11 +22,11 @@ from typing import Any
 
 from p2nlib.core import paths
 from p2nlib.core.artifacts import write_json_atomic
-from p2nlib.book.claims_spec import KINDS, SPECS, bar  # noqa: F401  (bar: re-exported for the notebooks)
+from p2nlib.book.claims_spec import KINDS, SPECS
 from p2nlib.core.errors import ClaimsFileError
 
 SCHEMA_VERSION = 1
-OPTIONAL_FIELDS = ("ci95", "n", "ceiling")
+OPTIONAL_FIELDS = ("ci95", "n", "ceiling", "refs")
 STAMP_FIELDS = ("notebook", "profile", "device", "torch", "commit", "date")
 
 
@@ -42,6 +42,7 @@ class Claim:
     ci95: list[float] | None = None     # 95% interval of a repeated measurement
     n: int | None = None                # how many measurements it summarises (e.g. prompts × seeds)
     ceiling: float | None = None        # the largest value the measurement can report (a speed-up's cap)
+    refs: dict[str, float] | None = None  # the measurements the bar compares the value with, by name
 
 
 def schema() -> dict:
@@ -92,32 +93,40 @@ def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def record(id: str, value: Any, *, holds: bool | None = None, note: str = "", section: str | None = None,
-           unit: str = "", paper: Any = None, ci95=None, n: int | None = None, ceiling: float | None = None) -> Claim:
+def record(id: str, value: Any, *, refs: dict[str, float] | None = None, note: str = "", ci95=None,
+           n: int | None = None, ceiling: float | None = None, holds: bool | None = None,
+           section: str | None = None, unit: str = "", paper: Any = None) -> Claim:
     """Record one measured claim for the running notebook (replaces an earlier one of the same id).
 
-    ``holds`` is the verdict against the paper: True, False, or None when not judged. For a claim of
-    the book's table (:mod:`p2nlib.book.claims_spec`) the section, the paper's value and the unit come
-    from that table and may not be given here; any other id needs ``section``. A repeated measurement also
-    gives its 95% interval ``ci95`` (low, high) and ``n``; a bounded one its ``ceiling``.
+    For a claim of the book's table (:mod:`p2nlib.book.claims_spec`) the section, the paper's value, the
+    unit and the verdict come from that table: the verdict is ``spec.judge(value, ci95, refs)``, where
+    ``refs`` holds, by name, the measurements the bar compares with (e.g. ``{"image baseline": 0.61}``).
+    Any other id needs ``section`` and may give ``holds`` (True, False, or None when not judged). A
+    repeated measurement also gives its 95% interval ``ci95`` (low, high) and ``n``; a bounded one its
+    ``ceiling``.
     """
     path = _record_file()
     if not path.exists():
         raise RuntimeError(f"no claim record file {path}: call p2nlib.book.notebook.setup(...) first")
-    spec = SPECS.get(id)
-    if spec is not None:
-        if section is not None or unit or paper is not None:
-            raise ValueError(f"claim {id!r}: its section, paper value and unit come from p2nlib/book/claims_spec.py; "
-                             "do not pass them to record()")
-        section, unit, paper = spec.section, spec.unit, spec.paper
-    elif section is None:
-        raise ValueError(f"claim {id!r} is not in p2nlib/book/claims_spec.py: add a row there (or pass section=)")
     if ci95 is not None and (len(ci95) != 2 or not ci95[0] <= ci95[1]):
         raise ValueError(f"claim {id!r}: ci95 must be (low, high) with low <= high, got {ci95}")
-    claim = Claim(id=id, section=section, value=_clean(value), unit=unit, paper=_clean(paper),
+    value, refs = _clean(value), None if refs is None else {k: _clean(v) for k, v in refs.items()}
+    spec = SPECS.get(id)
+    if spec is not None:
+        if section is not None or unit or paper is not None or holds is not None:
+            raise ValueError(f"claim {id!r}: its section, paper value, unit and verdict come from "
+                             "p2nlib/book/claims_spec.py; do not pass them to record()")
+        unknown = set(refs or {}) - spec.refs
+        if unknown:
+            raise ValueError(f"claim {id!r}: its bar compares with {sorted(spec.refs)}, not {sorted(unknown)}")
+        section, unit, paper = spec.section, spec.unit, spec.paper
+        holds = spec.judge(value, ci95, refs)
+    elif section is None:
+        raise ValueError(f"claim {id!r} is not in p2nlib/book/claims_spec.py: add a row there (or pass section=)")
+    claim = Claim(id=id, section=section, value=value, unit=unit, paper=_clean(paper),
                   holds=None if holds is None else bool(holds), note=note,
                   ci95=None if ci95 is None else [_clean(v) for v in ci95], n=None if n is None else int(n),
-                  ceiling=_clean(ceiling))
+                  ceiling=_clean(ceiling), refs=refs or None)
     entry = {k: v for k, v in asdict(claim).items() if v is not None or k not in OPTIONAL_FIELDS}
     data = json.loads(path.read_text())
     data["claims"] = [c for c in data["claims"] if c["id"] != id] + [entry]
@@ -349,9 +358,10 @@ def render_claim_details(data: dict, discussion: dict[str, str] | None = None) -
                     ":class: p2n-claim-id", ":::", "",
                     f"{verdict_html(c['holds'])} · {md_text(c['section'])} · paper {md_text(c['paper'])} · "
                     f"ours {shown_value(c)} · [back to {md_text(group)}](#{group_anchor(group)})", ""]
-            rule = getattr(SPECS.get(c["id"]), "rule", "")
-            if rule:
-                out += [f"*Bar:* {md_text(rule)}", ""]
+            spec = SPECS.get(c["id"])
+            if spec is not None and spec.rule:
+                test = spec.bar_text(c.get("refs"))
+                out += [f"*Bar:* {md_text(spec.rule)}" + (f" — *test:* {md_text(test)}" if test else ""), ""]
             if interval_line(c):
                 out += [interval_line(c), ""]
             if c["note"]:
