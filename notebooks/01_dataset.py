@@ -85,7 +85,7 @@ n = len(ds.objects)
 fit_s = ds.manifest["fit_seconds"]
 print(f"{n} NeRFs, {ds.spec.num_params():,} parameters each; fitting time {fit_s:.0f} s "
       f"({3600 * n / fit_s:.0f} NeRFs/hour on {ctx.device}); this run {wall:.0f} s (0 if resumed)")
-pd.Series({s: len(ds.indices(s)) for s in ("train", "test")}, name="objects")
+pd.Series({s: len(ds.indices(s)) for s in ("train", "val", "test")}, name="objects")
 
 # %% [markdown]
 # ### Fitting curves

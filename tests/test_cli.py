@@ -182,6 +182,27 @@ def test_far_prompt_is_answered_with_the_nearest_scene_and_says_so():
     assert set(info["timings"]) == {"prompt_to_params", "prompt_to_params_warm", "load"}
 
 
+def test_image_prompts_get_the_nearest_training_scene_and_the_far_report():
+    pipe = _stand_in_pipeline()
+    far = pipe.from_image(np.full((16, 16, 3), 255, np.uint8))     # the stand-in encoder: equally near all scenes
+    assert far.scene["category"] == "chair" and far.similarity == pytest.approx(0.5)
+    assert far.far is True and far.far_cosine == pytest.approx(1.0)   # views of a scene agree exactly here
+    text = far.describe()
+    assert "nearest training scene: chair-0-00000" in text and "view-scene cosines" in text
+    info = pipeline.description(far)
+    assert info["nearest_scene"]["category"] == "chair" and info["far_from_training"] is True
+    pipe.encoder.encode_images = lambda images: torch.eye(4)[1:2].repeat(len(images), 1)   # exactly the table
+    near = pipe.from_image(np.full((16, 16, 3), 255, np.uint8))
+    assert near.scene["category"] == "table" and near.far is False and "far from" not in near.describe()
+
+
+def test_prompts_are_matched_to_train_split_scenes_only():
+    pipe = _stand_in_pipeline()
+    pipe.scenes[1]["split"] = "test"                                # the table is a test scene: never the answer
+    gen = pipe.from_text("a red table")
+    assert gen.scene["category"] != "table" and pipe.train_idx == [0, 2]
+
+
 def test_far_cosine_is_the_percentile_of_matched_caption_cosines():
     pipe = _stand_in_pipeline()
     matched = [1 / np.sqrt(1 + (0.1 * (j + 1)) ** 2) for _ in range(3) for j in range(3)]
@@ -207,7 +228,7 @@ def test_first_and_warm_timings_are_separate():
     assert gen.seconds > 0 and gen.warm_seconds > 0 and "ms warm" in gen.describe()
     assert pipe.from_text("a chair", warm=False).warm_seconds is None
     img = pipe.from_image(np.zeros((20, 20, 3), np.uint8))
-    assert img.source == "image" and img.warm_seconds > 0 and img.far is None
+    assert img.source == "image" and img.warm_seconds > 0 and img.far is True     # the stand-in image is far
 
 
 # --- the trained tiny pipeline through the command line ---------------------------------------------

@@ -47,16 +47,34 @@ def test_round_trip(tmp_path):
         assert torch.equal(ds.params[k][:2], first[k])
     o = ds.objects[0]
     assert {"object_id", "category", "attributes", "captions", "split", "psnr_heldout"} <= set(o)
-    assert {x["split"] for x in ds.objects} <= {"train", "test"}
+    assert {x["split"] for x in ds.objects} <= {"train", "val", "test"}
 
 
-def test_split_is_stratified_90_10():
+def test_split_is_stratified_80_10_10():
     objs = store.dataset_objects(dataclasses.replace(MINI, objects_per_category=30))
     split = store.split_for(objs)
     for cat in {o.category for o in objs}:
-        tests = [o for o in objs if o.category == cat and split[o.object_id] == "test"]
-        assert len(tests) == 3
+        for name in ("test", "val"):
+            assert len([o for o in objs if o.category == cat and split[o.object_id] == name]) == 3
     assert split == store.split_for(objs)
+
+
+def test_an_older_split_is_refused_with_the_command_that_relabels_it(tmp_path):
+    out = tmp_path / "ds"
+    store.fit_dataset(MINI, out, progress=False)
+    store.merge(MINI, out)
+    ds = store.load(MINI, out)
+    m = json.loads((out / "manifest.json").read_text())
+    m["objects"][0]["split"] = "test"             # one object per category: all train; an older split said test
+    (out / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(store.StoreError, match="data.store merge --profile tiny"):
+        store.load(MINI, out)
+    store.merge(MINI, out)                         # relabels without refitting
+    again = store.load(MINI, out)
+    assert again.fingerprint == ds.fingerprint and [o["split"] for o in again.objects] == [o["split"] for o in ds.objects]
+    # the fingerprint follows the split: parts trained on another split are stale
+    other = store.Dataset(ds.folder, {**ds.manifest, "objects": m["objects"]}, ds.params)
+    assert other.fingerprint != ds.fingerprint
 
 
 def test_resume_refits_only_missing_chunks(tmp_path, monkeypatch):

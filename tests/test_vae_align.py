@@ -201,3 +201,24 @@ def test_batched_stage1_trains_like_separate_vaes():
     for trained, sep in zip(model.token_vaes(), tokens):
         for a, b in zip(trained.state_dict().values(), sep.state_dict().values()):
             assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_the_study_chooses_on_validation_never_on_test():
+    import pandas as pd
+
+    from p2nlib.generate import study
+
+    t = pd.DataFrame({"lever": ["loss", "loss", "data size"],
+                      "recon val vs GT (dB)": [21.0, 20.0, 30.0],
+                      "recon test vs GT (dB)": [20.0, 22.0, 30.0]},
+                     index=["paper", "ours", "more data"])
+    assert study.choose(t) == "paper"              # best on validation, though worse on test
+    with pytest.raises(ValueError, match="no validation split"):
+        study.choose(t.assign(**{"recon val vs GT (dB)": float("nan")}))
+
+
+def test_the_tiny_dataset_has_disjoint_train_validation_and_test_splits(tiny_artifacts):
+    _, ds, _ = tiny_artifacts
+    tr, va, te = (set(ds.indices(s)) for s in ("train", "val", "test"))
+    assert tr and va and te and not (tr & va) and not (tr & te) and not (va & te)
+    assert tr | va | te == set(range(len(ds.objects)))

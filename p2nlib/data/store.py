@@ -22,6 +22,7 @@ Ray is an optional extra (``pip install -e ".[ray]"``), imported only by the ``r
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -42,6 +43,7 @@ from p2nlib.data import fit as fitting
 
 MANIFEST_VERSION = 1
 TEST_FRACTION = 0.1
+VAL_FRACTION = 0.1     # carved from the train split: the study of 07 chooses recipes on it, never on test
 ENGINES = ("local", "ray")
 
 
@@ -57,13 +59,24 @@ def dataset_objects(profile: Profile, seed: int = 0) -> list[world.WorldObject]:
 
 
 def split_for(objects: list[world.WorldObject], seed: int = 0) -> dict[str, str]:
-    """90/10 train/test split, stratified by category (at least one test object per category)."""
+    """80/10/10 train/validation/test split, stratified by category (at least one test object per category,
+    and one validation object where a category has at least three).
+
+    The test objects are the ones the 90/10 train/test split of earlier versions chose; the validation
+    objects come out of its train split. Recipes and thresholds are chosen on ``val``; ``test`` is read
+    for the reported numbers."""
+    return _split_ids([(o.object_id, o.category) for o in objects], seed)
+
+
+def _split_ids(pairs: list[tuple[str, str]], seed: int) -> dict[str, str]:
     out = {}
-    for cat in sorted({o.category for o in objects}):
-        ids = [o.object_id for o in objects if o.category == cat]
+    for cat in sorted({c for _, c in pairs}):
+        ids = [i for i, c in pairs if c == cat]
         random.Random(f"split-{cat}-{seed}").shuffle(ids)
         n_test = max(1, round(TEST_FRACTION * len(ids))) if len(ids) > 1 else 0
-        out.update({i: ("test" if k < n_test else "train") for k, i in enumerate(ids)})
+        n_val = max(1, round(VAL_FRACTION * len(ids))) if len(ids) > 2 else 0
+        out.update({i: ("test" if k < n_test else "val" if k < n_test + n_val else "train")
+                    for k, i in enumerate(ids)})
     return out
 
 
@@ -309,8 +322,10 @@ class Dataset:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 of the stored parameters: what trained parts record as their dataset."""
-        return self.manifest["checksums"]["params.safetensors"]
+        """SHA-256 of the stored parameters and the objects' splits: what trained parts record as their
+        dataset (so a part trained before the split changed is refused as stale)."""
+        splits = ",".join(o["split"] for o in self.objects)
+        return hashlib.sha256(f"{self.manifest['checksums']['params.safetensors']}|{splits}".encode()).hexdigest()
 
     def indices(self, split: str | None = None, category: str | None = None) -> list[int]:
         return [i for i, o in enumerate(self.objects)
@@ -353,6 +368,11 @@ def load(profile: Profile | str, folder: Path | None = None) -> Dataset:
     if n != len(manifest["objects"]):
         raise StoreError(f"{ppath} holds {n} NeRFs but {mpath} lists {len(manifest['objects'])} objects; "
                          "delete both and rerun the merge (make book ONLY=01)")
+    want = _split_ids([(o["object_id"], o["category"]) for o in manifest["objects"]], manifest["config"]["seed"])
+    if any(o["split"] != want[o["object_id"]] for o in manifest["objects"]):
+        raise StoreError(f"{mpath} holds an older split of the objects (before the validation split was carved "
+                         "from train); the NeRFs are still good: relabel them with `python -m p2nlib.data.store "
+                         f"merge --profile {profile.name}` (seconds, no refitting)")
     return Dataset(folder, manifest, params)
 
 

@@ -1,17 +1,21 @@
 """Prompt -> NeRF parameters in one forward pass (paper §3.2, Fig. 1).
 
 An image prompt is embedded with the profile's CLIP image encoder. A text prompt goes, as in the
-paper, to the semantically nearest training scene (CLIP text embedding vs each scene's mean image
-embedding in the embedding cache) and uses that scene's *image* embedding; the result says which
-scene was chosen. The alignment Transformer decodes 14 latent tokens, the 14 VAE decoders turn
-them into the NeRF's 14 parameter tensors.
+paper, to the semantically nearest training scene (CLIP text embedding vs each train-split scene's
+mean image embedding in the embedding cache) and uses that scene's *image* embedding; the result says
+which scene was chosen. An image prompt's result names its nearest training scene too (image
+embedding vs the same means), as a report: the image's own embedding is what is decoded. The
+alignment Transformer decodes 14 latent tokens, the 14 VAE decoders turn them into the NeRF's 14
+parameter tensors.
 
 Inputs are checked and answers explained: an image smaller than :data:`MIN_IMAGE_SIZE` pixels is
 refused; a text prompt longer than the text encoder's context is used up to that context, with a
 warning that says how many tokens were read; a text prompt whose nearest scene is further than
 almost every dataset caption is from its own scene (cosine below the :data:`FAR_PERCENTILE`-th
 percentile of the matched caption-scene cosines) is answered with that scene all the same, and the
-answer says so. ``Generation.seconds`` is the call as made (a process's first call includes one-off
+answer says so; an image prompt is "far" when its nearest scene's cosine is below the same
+percentile of the dataset's own views' cosines to their scene (each view against the mean of the
+scene's other views). ``Generation.seconds`` is the call as made (a process's first call includes one-off
 costs); ``Generation.warm_seconds`` repeats the same computation right away.
 """
 from __future__ import annotations
@@ -53,12 +57,12 @@ class Generation:
     params: dict[str, torch.Tensor]      # one NeRF (leading axis 1)
     source: str                          # "image" or "text"
     prompt: str
-    scene: dict | None = None            # text prompts: the nearest training scene
-    similarity: float | None = None      # text prompts: its CLIP text-image cosine
+    scene: dict | None = None            # the nearest training scene (text: the one used; image: a report)
+    similarity: float | None = None      # its CLIP cosine to the prompt (text-image or image-image)
     seconds: float = 0.0                 # prompt -> parameters, this call (a process's first includes one-off costs)
     warm_seconds: float | None = None    # the same computation repeated right after: the warm cost
-    far: bool | None = None              # text prompts: nearest scene below the FAR_PERCENTILE cosine
-    far_cosine: float | None = None      # text prompts: that percentile of the dataset's matched cosines
+    far: bool | None = None              # nearest scene below the FAR_PERCENTILE cosine
+    far_cosine: float | None = None      # that percentile of the dataset's matched cosines (captions or views)
     warnings: list[str] = field(default_factory=list)
 
     def _timing(self) -> str:
@@ -68,15 +72,19 @@ class Generation:
         return f"{first} (this call; {1000 * self.warm_seconds:.1f} ms warm)"
 
     def describe(self, with_warnings: bool = True) -> str:
-        if self.scene is None:
+        scene = ("" if self.scene is None else f"{self.scene['object_id']} ({self.scene['category']}: "
+                 f"\"{self.scene['captions'][0]}\", cosine {self.similarity:.3f})")
+        if self.source == "image":
             text = f"image prompt {self.prompt!r} -> NeRF in {self._timing()}"
+            if scene:
+                text += f"\nnearest training scene: {scene}"
+            reference = "the dataset's view-scene cosines"
         else:
-            text = (f"text prompt {self.prompt!r} -> nearest training scene {self.scene['object_id']} "
-                    f"({self.scene['category']}: \"{self.scene['captions'][0]}\", cosine {self.similarity:.3f}) "
-                    f"-> NeRF in {self._timing()}")
-            if self.far:
-                text += (f"\nthe prompt is {FAR_NOTE} (cosine {self.similarity:.3f} < {self.far_cosine:.3f}, the "
-                         f"{FAR_PERCENTILE:g}th percentile of the dataset's caption-scene cosines)")
+            text = f"text prompt {self.prompt!r} -> nearest training scene {scene} -> NeRF in {self._timing()}"
+            reference = "the dataset's caption-scene cosines"
+        if self.far:
+            text += (f"\nthe prompt is {FAR_NOTE} (cosine {self.similarity:.3f} < {self.far_cosine:.3f}, the "
+                     f"{FAR_PERCENTILE:g}th percentile of {reference})")
         return "\n".join([text, *(f"warning: {w}" for w in self.warnings if with_warnings)])
 
 
@@ -160,15 +168,48 @@ class Prompt2NeRF:
         return self.vae.decode(z)
 
     def from_image(self, image, warm: bool = True) -> Generation:
-        """Image -> CLIP image embedding -> NeRF. ``warm``: time the same computation again (``warm_seconds``)."""
+        """Image -> CLIP image embedding -> NeRF, with the nearest training scene and whether the image is far
+        from every one (a report; :meth:`far_image_cosine`). ``warm``: time the same computation again."""
         size = self.encoder.render_size or self.profile.clip_image_size
 
         def run():
-            return self.from_embedding(self.encoder.encode_images(load_image(image, size)[None]))
+            emb = self.encoder.encode_images(load_image(image, size)[None])
+            return emb, self.from_embedding(emb)
 
-        params, first, again = _timed(run, warm)
+        (emb, params), first, again = _timed(run, warm)
+        idx, score = self._nearest(emb[0])
+        far_at = self.far_image_cosine()
         return Generation(params, "image", str(image) if isinstance(image, (str, Path)) else "<array>",
-                          seconds=first, warm_seconds=again)
+                          scene=self.scenes[idx], similarity=score, seconds=first, warm_seconds=again,
+                          far=score < far_at, far_cosine=far_at)
+
+    @property
+    def train_idx(self) -> list[int]:
+        """The train-split scenes (the ones prompts are matched to; all scenes for a dataset without splits)."""
+        if "train_idx" not in self.info:
+            idx = [i for i, s in enumerate(self.scenes) if s.get("split", "train") == "train"]
+            self.info["train_idx"] = idx or list(range(len(self.scenes)))
+        return self.info["train_idx"]
+
+    def _nearest(self, emb: torch.Tensor) -> tuple[int, float]:
+        """The train-split scene whose mean image embedding is nearest ``emb`` (text or image): (index, cosine)."""
+        j, score = clip.nearest_scene(emb, self.cache[self.train_idx])
+        return self.train_idx[j], score
+
+    def far_image_cosine(self) -> float:
+        """The :data:`FAR_PERCENTILE`-th percentile, over the train scenes' cached views, of each view's cosine
+        to the mean embedding of its scene's *other* views (how near an image of a training object is to
+        its own scene); computed once per pipeline and kept in ``info``."""
+        if "far_image_cosine" not in self.info:
+            emb = torch.nn.functional.normalize(self.cache[self.train_idx].float(), dim=-1)    # (N, V, D)
+            v = emb.shape[1]
+            if v < 2:
+                raise ArtifactError("the embedding cache has one view per scene; an image prompt's distance "
+                                    "to the training scenes needs at least two (rerun notebooks/02_clip)")
+            others = torch.nn.functional.normalize((emb.sum(1, keepdim=True) - emb) / (v - 1), dim=-1)
+            cos = (emb * others).sum(-1).flatten()
+            self.info["far_image_cosine"] = float(np.percentile(cos.cpu().numpy(), FAR_PERCENTILE))
+        return self.info["far_image_cosine"]
 
     def token_count(self, text: str) -> int:
         """Tokens of ``text`` for the text encoder, start and end tokens included, before any truncation."""
@@ -177,21 +218,21 @@ class Prompt2NeRF:
     def nearest_scene(self, text: str) -> tuple[int, float]:
         if not isinstance(text, str) or not text.strip():
             raise InputError("the text prompt is empty; give a description such as \"a brown table\"")
-        return clip.nearest_scene(self.encoder.encode_text([text])[0], self.cache)
+        return self._nearest(self.encoder.encode_text([text])[0])
 
     def far_cosine(self) -> float:
         """The :data:`FAR_PERCENTILE`-th percentile of the dataset's matched caption-scene cosines.
 
-        The captions of the dataset scenes (all of them, or an even subset of :data:`FAR_MAX_CAPTIONS`)
+        The captions of the train-split scenes (all of them, or an even subset of :data:`FAR_MAX_CAPTIONS`)
         are embedded with the text encoder and compared with their own scene's mean image embedding (as
         :meth:`nearest_scene` compares a prompt); computed once per pipeline and kept in ``info``."""
         if "far_cosine" not in self.info:
-            captions = [(i, c) for i, s in enumerate(self.scenes) for c in s["captions"]]
+            captions = [(i, c) for i in self.train_idx for c in self.scenes[i]["captions"]]
             captions = captions[::-(-len(captions) // FAR_MAX_CAPTIONS)]
             text = self.encoder.encode_text([c for _, c in captions])
             ref = torch.nn.functional.normalize(self.cache.mean(1), dim=-1)
-            owner = torch.tensor([i for i, _ in captions])
-            cos = (text * ref[owner]).sum(-1)
+            owner = torch.tensor([i for i, _ in captions], device=ref.device)
+            cos = (text.to(ref.device) * ref[owner]).sum(-1).cpu()
             self.info["far_cosine"] = float(np.percentile(cos.numpy(), FAR_PERCENTILE))
             self.info["matched_cosines"] = {"n": len(captions), "median": float(cos.median())}
         return self.info["far_cosine"]
@@ -260,8 +301,8 @@ def _timed(fn, warm: bool):
 def description(gen: Generation, outputs: dict | None = None, timings: dict | None = None) -> dict:
     """A machine-readable description of a generation (what :func:`describe_json` prints).
 
-    Keys: ``prompt``, ``modality`` (text | image), ``nearest_scene`` (id, category, first caption; text
-    prompts), ``cosine``, ``far_from_training`` with ``far_cosine`` / ``far_percentile`` and ``note``,
+    Keys: ``prompt``, ``modality`` (text | image), ``nearest_scene`` (id, category, first caption),
+    ``cosine``, ``far_from_training`` with ``far_cosine`` / ``far_percentile`` and ``note``,
     ``warnings``, ``timings`` (seconds: ``prompt_to_params`` this call, ``prompt_to_params_warm``, and
     any given), ``outputs`` (paths given)."""
     scene = None if gen.scene is None else {
