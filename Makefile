@@ -3,6 +3,8 @@
 #   make test   unit tests, notebooks on the tiny profile (nbval), book build + browser check
 #               (installs Debian's chromium for the browser check when it is missing: make browser)
 #   make bench  benchmarks that print their figures
+#   make gpu-book  on a GPU machine without network: install what is missing from WHEELS, run the gpu
+#               profile, pack notebooks/gpu + figures/gpu into p2n-gpu.tar.gz (p2nlib/book/offline.py)
 PROFILE ?= small
 DEVICE  ?= auto
 ONLY    ?=
@@ -12,7 +14,7 @@ PY      := $(VENV)/bin/python
 SCRATCH := .scratch
 export HF_HUB_OFFLINE := 1
 
-.PHONY: book notebooks book-html test test-unit bench venv browser clean
+.PHONY: book notebooks book-html test test-unit bench venv browser clean gpu-book
 
 venv: $(VENV)/.installed
 
@@ -81,3 +83,11 @@ bench: venv
 
 clean:
 	rm -rf $(SCRATCH) book/_build book/chapters book/figures book/claims.md book/running.md book/_static/plotly.min.js
+
+# The gpu profile on a machine with torch and CUDA but no network and no venv: the machine's python.
+WHEELS ?= wheels
+gpu-book:
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m p2nlib.book.offline install --wheels $(WHEELS) --target $(CURDIR)/.site
+	PYTHONPATH=$(CURDIR)/.site:$(CURDIR) $(PYTHON) -m p2nlib.book.runner --profile gpu --device cuda --keep-going \
+	  $(if $(ONLY),--only $(ONLY))
+	PYTHONPATH=$(CURDIR)/.site:$(CURDIR) $(PYTHON) -m p2nlib.book.offline pack --profile gpu

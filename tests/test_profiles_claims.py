@@ -7,7 +7,7 @@ from p2nlib.core import profiles
 
 
 def test_profile_table_is_data():
-    assert set(profiles.PROFILES) == {"tiny", "small", "paper"}
+    assert list(profiles.PROFILES) == ["tiny", "small", "gpu", "paper"]
     for name, prof in profiles.PROFILES.items():
         assert prof.name == name
         assert set(prof.to_dict()) == set(profiles.FIELD_NAMES)
@@ -16,6 +16,17 @@ def test_profile_table_is_data():
     for field in ("objects_per_category", "train_views", "image_size", "fit_steps", "nerf_width"):
         assert getattr(tiny, field) <= getattr(small, field) <= getattr(paper, field), field
     assert paper.train_views == 100 and paper.fit_steps == 15_000
+
+
+def test_the_gpu_profile_sits_between_small_and_paper_with_stronger_stand_ins():
+    small, gpu, paper = (profiles.PROFILES[n] for n in ("small", "gpu", "paper"))
+    for field in ("objects_per_category", "prior_size", "prior_steps", "prior_batch", "ood_seeds", "opt_seeds"):
+        assert getattr(small, field) <= getattr(gpu, field) <= getattr(paper, field), field
+    assert gpu.objects_per_category > small.objects_per_category and gpu.ood_seeds == 5
+    assert gpu.prior_size == 32 and gpu.text_prior_channels == (64, 128, 256)     # the ~11 M prior measured on an H100
+    from p2nlib.baselines.optimize import ceiling
+
+    assert ceiling(gpu.sds_epoch_iters, gpu.sds_k, gpu.sds_max_epochs) >= 20      # a 3-5x speed-up well inside it
 
 
 def test_get_profile_default_and_env(monkeypatch):
@@ -27,7 +38,7 @@ def test_get_profile_default_and_env(monkeypatch):
 
 
 def test_unknown_profile_names_valid_ones():
-    with pytest.raises(ValueError, match="unknown profile 'huge'.*tiny, small, paper"):
+    with pytest.raises(ValueError, match="unknown profile 'huge'.*tiny, small, gpu, paper"):
         profiles.get_profile("huge")
 
 

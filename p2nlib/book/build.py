@@ -75,10 +75,48 @@ def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
     ]
     if failed:
         lines.append(f"Claims that do not hold: {fails}.\n")
-    lines += [claims.render_section_tables(data),
+    others = profile_ledgers(claims_file.parent)
+    for title, ledger in others.items():
+        lines.append(_profile_paragraph(title, data, ledger))
+    lines += [claims.render_section_tables(data, others),
               "## Details of every claim\n",
               claims.render_claim_details(data, notes)]
     return "\n".join(lines) + "\n"
+
+
+def profile_ledgers(figures_dir: Path) -> dict[str, dict]:
+    """The other profiles' ledgers found under ``figures/<profile>/claims.json``, by column title
+    ``"<profile> (<device>)"`` (the devices their claims were measured on), in the profile table's order."""
+    from p2nlib.core.profiles import PROFILES
+    from p2nlib.book.runner import DEFAULT_PROFILE
+
+    out = {}
+    for name in PROFILES:
+        path = figures_dir / name / "claims.json"
+        if name == DEFAULT_PROFILE or not path.exists():
+            continue
+        ledger = claims.load(path)
+        ledger = {**ledger, "claims": [claims.with_kind(c) for c in ledger["claims"]]}
+        devices = sorted({c.get("device", "?") for c in ledger["claims"]})
+        out[f"{name} ({', '.join(devices)})"] = ledger
+    return out
+
+
+def _profile_paragraph(title: str, data: dict, ledger: dict) -> str:
+    """One paragraph per other profile: its counts by kind and the claims whose verdicts differ from ours."""
+    counts = "; ".join(f"{kind} {v['holds']} of {sum(v.values())} hold"
+                       for kind, v in claims.kind_counts(ledger).items())
+    differ = claims.disagreements(data, ledger)
+    words = {True: "holds", False: "does not hold"}
+    text = (f"**Profile {claims.md_text(title)}** (its own run, `figures/{title.split()[0]}/claims.json`; a column of "
+            f"every table below): {len(ledger['claims'])} claims; {counts}. ")
+    if differ:
+        text += "Verdicts that differ from the default profile's: " + "; ".join(
+            f"[{claims.md_text(cid)}](#{claims.claim_anchor(cid)}) {words[a]} here, {words[b]} there"
+            for cid, a, b in differ) + " (each discussion says why, where it is known).\n"
+    else:
+        text += "Every claim judged in both has the same verdict in both.\n"
+    return text
 
 
 def wall_times(notebooks_dir: Path) -> list[dict]:
@@ -109,6 +147,14 @@ def running_page(notebooks_dir: Path) -> str:
     for r in rows:
         lines.append(f"| `{r['notebook']}` | {r['profile']} | {r['device']} | {r['seconds']} |")
     lines.append(f"| **all notebooks** | | | **{total:.0f}** ({total / 60:.1f} min) |\n")
+    for name in PROFILES:
+        other = wall_times(notebooks_dir / name)
+        if other:
+            t = sum(r["seconds"] or 0 for r in other)
+            lines += [f"Profile `{name}` (executed notebooks in `notebooks/{name}/`, figures and claims in "
+                      f"`figures/{name}/`):\n", "| notebook | device | wall time (s) |", "|---|---|---|",
+                      *[f"| `{r['notebook']}` | {r['device']} | {r['seconds']} |" for r in other],
+                      f"| **all notebooks** | | **{t:.0f}** ({t / 60:.1f} min) |\n"]
     lines.append("## Profiles\n")
     lines.append("One table (`p2nlib/profiles.py`) holds every size. Notebooks take `profile`, `device` "
                  "and `seed` as papermill parameters: `make book PROFILE=paper DEVICE=cuda`.\n")

@@ -331,19 +331,35 @@ def verdict_html(holds: bool | None) -> str:
     return f'<span class="p2n-verdict p2n-verdict-{VERDICT_CLASS[holds]}">{verdict(holds)}</span>'
 
 
-def render_section_tables(data: dict) -> str:
-    """One compact MyST table per paper section: claim (a link to its details), paper, ours, verdict."""
+def render_section_tables(data: dict, others: dict[str, dict] | None = None) -> str:
+    """One compact MyST table per paper section: claim (a link to its details), paper, ours, verdict; then, per
+    other profile's ledger in ``others`` (column title -> ledger), its value and verdict for the same claim."""
+    others = others or {}
+    by_id = {title: {c["id"]: c for c in ledger["claims"]} for title, ledger in others.items()}
+    extra_head = "".join(f" {md_text(t)} |" for t in others)
     out = []
     for group, rows in group_claims(data):
         out += [f"({group_anchor(group)})=", f"## {md_text(group)}", "",
                 ":::{table}", ":class: p2n-claims", "",
-                "| claim | paper | ours | verdict |", "|---|---|---|---|"]
+                "| claim | paper | ours | verdict |" + extra_head, "|---|---|---|---|" + "---|" * len(others)]
         for c in rows:
             label = md_text(c["id"]).replace(".", ".<wbr>")          # line breaks after the dots
+            cells = ""
+            for t in others:
+                o = by_id[t].get(c["id"])
+                cells += " — |" if o is None else f" {shown_value(o)} {verdict_html(o['holds'])} |"
             out.append(f"| [{label}](#{claim_anchor(c['id'])}) | {md_text(c['paper'])} "
-                       f"| {shown_value(c)} | {verdict_html(c['holds'])} |")
+                       f"| {shown_value(c)} | {verdict_html(c['holds'])} |" + cells)
         out += [":::", ""]
     return "\n".join(out) + "\n"
+
+
+def disagreements(data: dict, other: dict) -> list[tuple[str, bool | None, bool | None]]:
+    """Claims judged in both ledgers whose verdicts differ: ``(id, verdict here, verdict there)``."""
+    there = {c["id"]: c["holds"] for c in other["claims"]}
+    return [(c["id"], c["holds"], there[c["id"]]) for c in data["claims"]
+            if c["id"] in there and c["holds"] is not None and there[c["id"]] is not None
+            and c["holds"] != there[c["id"]]]
 
 
 def render_claim_details(data: dict, discussion: dict[str, str] | None = None) -> str:

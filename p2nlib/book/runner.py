@@ -3,6 +3,8 @@
 ``python -m p2nlib.book.runner --profile small --device auto`` converts each ``notebooks/NN_*.py``
 (the jupytext source) to a notebook, executes it with papermill, writes the executed notebook
 back as the paired ``notebooks/NN_*.ipynb``, and merges its claims into ``figures/claims.json``.
+Any other profile writes beside, never over, the default's: executed notebooks to
+``notebooks/<profile>/`` and figures and claims to ``figures/<profile>/`` (:func:`output_dirs`).
 A notebook that fails leaves the committed notebook, the figures and claims of the others
 untouched; the failed execution is kept under ``artifacts/_runs/`` for inspection.
 """
@@ -19,6 +21,16 @@ from p2nlib.core import paths
 
 NOTEBOOKS = paths.ROOT / "notebooks"
 INJECTED_TAG = "injected-parameters"
+#: the profile whose executed notebooks are the paired ``notebooks/NN_*.ipynb`` and whose figures are ``figures/``
+DEFAULT_PROFILE = "small"
+
+
+def output_dirs(profile: str, notebooks_dir: Path = NOTEBOOKS) -> tuple[Path, Path]:
+    """Where a run of ``profile`` writes its executed notebooks and its figures and claims: next to the sources
+    and in ``figures/`` for the default profile, in ``<profile>/`` subfolders of both for any other."""
+    if profile == DEFAULT_PROFILE:
+        return notebooks_dir, paths.ROOT / "figures"
+    return notebooks_dir / profile, paths.ROOT / "figures" / profile
 
 
 def notebook_sources(only: list[str] | None = None, folder: Path = NOTEBOOKS) -> list[Path]:
@@ -107,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="notebook prefixes or stems to run (default: all)")
     parser.add_argument("--notebooks-dir", type=Path, default=NOTEBOOKS, help="folder of NN_*.py sources")
     parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where executed notebooks go (default: next to their sources)")
+                        help=f"where executed notebooks go (default: next to their sources for {DEFAULT_PROFILE}, "
+                             "notebooks/<profile>/ for any other profile)")
     parser.add_argument("--keep-going", action="store_true", help="run later notebooks after a failure")
     args = parser.parse_args(argv)
 
@@ -125,10 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MALLOC_MMAP_MAX_", "0")
     os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(1 << 36))
     sources = notebook_sources(args.only, args.notebooks_dir)
-    out_dir = args.out_dir or args.notebooks_dir
+    default_out, default_figures = output_dirs(args.profile, args.notebooks_dir)
+    out_dir = args.out_dir or default_out
+    os.environ.setdefault("P2N_FIGURES", str(default_figures))     # kernels inherit it; tests set their own
     run_dir = paths.artifacts_dir(args.profile) / "_runs"
     failed, total = [], 0.0
-    print(f"running {len(sources)} notebook(s), profile={args.profile}, device={args.device}", flush=True)
+    print(f"running {len(sources)} notebook(s), profile={args.profile}, device={args.device}; notebooks -> "
+          f"{out_dir}, figures and claims -> {paths.figures_dir()}", flush=True)
     for py in sources:
         print(f"  {py.stem:<28} ...", end="", flush=True)
         try:

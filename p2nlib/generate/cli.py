@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = g.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="text prompt, mapped to the nearest training scene as in the paper")
     src.add_argument("--image", help="image prompt: a PNG/JPEG file (object on a white background), at least 16 px")
-    g.add_argument("--profile", default=os.environ.get("P2N_PROFILE", "small"), help="tiny | small | paper")
+    g.add_argument("--profile", default=os.environ.get("P2N_PROFILE", "small"), help="tiny | small | gpu | paper")
     g.add_argument("--seed", type=int, default=0, help="text prompts: which view of the chosen scene to embed")
     g.add_argument("--save-params", metavar="PATH",
                    help="also write the NeRF parameters (.safetensors, with the NeRF spec in its metadata)")
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "params.safetensors, with --index) to a mesh or a turntable GIF.")
     e.add_argument("params", help="NeRF parameters (.safetensors)")
     e.add_argument("--profile", default=None,
-                   help="tiny | small | paper: the NeRF spec and samples per ray for files that do not record "
+                   help="tiny | small | gpu | paper: the NeRF spec and samples per ray for files that do not record "
                         "them (default: what the file records, else $P2N_PROFILE or small)")
     e.add_argument("--index", type=int, default=None, help="which NeRF of a file that holds several")
     _output_options(e)
