@@ -41,7 +41,7 @@
 # %% tags=["parameters"]
 import os
 
-# profile: tiny | small | paper; device: auto (cuda when present) | cpu | cuda
+# profile: tiny | small | gpu | paper; device: auto (cuda when present) | cpu | cuda
 profile = os.environ.get("P2N_PROFILE", "small")
 device = os.environ.get("P2N_DEVICE", "auto")
 seed = 0

@@ -242,17 +242,21 @@ def test_generate_meshes_gif_params_and_json(tmp_path, capsys, tiny_artifacts):
     pipe = pipeline.Prompt2NeRF.load("tiny", "cpu")
     enc = pipe.encoder
     gen = pipe.from_text("a brown table")
-    # the tiny profile's NeRFs are faint: draw the surface at half the generated NeRF's peak density
-    level = f"{float(mesh.density_grid(gen.params, pipe.spec, 32).max()) / 2:.4g}"
+    # the tiny profile's NeRFs are faint: without --threshold the surface is drawn at half the NeRF's peak density
+    peak = float(mesh.density_grid(gen.params, pipe.spec, 24).max())
+    level = f"{peak / 2:.4g}"
 
     outs = {s: tmp_path / f"table{s}" for s in (".glb", ".ply", ".obj", ".gif")}
-    args = ["generate", "--text", "a brown table", "--profile", "tiny", "--threshold", level, "--resolution", "24",
+    args = ["generate", "--text", "a brown table", "--profile", "tiny", "--resolution", "24",
             "--views", "2", "--size", "16", "--save-params", str(tmp_path / "table.safetensors"), "--json"]
     for o in outs.values():
         args += ["--out", str(o)]
     assert cli.main(args) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["modality"] == "text" and info["prompt"] == "a brown table" and info["profile"] == "tiny"
+    assert info["mesh"]["threshold_density"] == pytest.approx(min(mesh.DEFAULT_THRESHOLD, peak / 2), rel=1e-4)
+    assert info["mesh"]["peak_density"] == pytest.approx(peak, rel=1e-4)
+    assert ("chosen from the NeRF" in info["mesh"]["threshold_rule"]) == (peak / 2 < mesh.DEFAULT_THRESHOLD)
     assert info["nearest_scene"]["object_id"] == gen.scene["object_id"] and isinstance(info["far_from_training"], bool)
     assert {"imports", "import_open_clip", "load", "far_reference", "prompt_to_params", "prompt_to_params_warm", "mesh",
             "total"} <= set(info["timings"])

@@ -163,6 +163,23 @@ def test_viewer_figures(ball_mesh):
         viewer.mesh_gallery([ball_mesh], ["a", "b"])
 
 
+def test_surface_level_is_the_default_unless_the_nerf_is_faint():
+    assert mesh.surface_level(100.0) == (22.0, "density threshold 22 (the default)")
+    level, rule = mesh.surface_level(11.1)                   # the clawfoot tub's generated NeRF
+    assert level == pytest.approx(5.55) and "chosen from the NeRF" in rule and "highest density 11.1" in rule
+    assert mesh.surface_level(44.0)[0] == 22.0 and mesh.surface_level(43.0)[0] == 21.5    # continuous at 2 x 22
+    assert mesh.surface_level(11.1, threshold=30.0) == (30.0, "density threshold 30 (given)")
+    with pytest.raises(InputError, match="empty everywhere"):
+        mesh.surface_level(0.0)
+
+
+def test_a_faint_nerf_gets_a_mesh_at_its_half_maximum_and_says_so():
+    faint = ball_nerf(threshold=1.0, sharp=20.0)             # never reaches density 22
+    m = mesh.extract_mesh(faint, SPEC, resolution=24, threshold=None)
+    assert len(m.faces) > 0 and m.metadata["threshold_density"] == pytest.approx(m.metadata["peak_density"] / 2)
+    assert "chosen from the NeRF" in m.metadata["threshold_rule"]
+
+
 def test_nerf_gallery_draws_faint_nerfs_at_half_their_peak():
     from p2nlib.book import viewer
 

@@ -79,14 +79,15 @@ def mesh_gallery(meshes: Sequence, titles: Sequence[str] | None = None, height: 
 
 
 def nerf_gallery(nerfs: Sequence[dict], spec, titles: Sequence[str], resolution: int = 40, height: int = HEIGHT):
-    """A few NeRFs as meshes side by side (:func:`p2nlib.generate.mesh.extract_mesh`). A NeRF too faint for the
-    default density threshold (a foggy generation) is drawn at half its peak density, and its title says so."""
+    """A few NeRFs as meshes side by side (:func:`p2nlib.generate.mesh.extract_mesh`), each at the level
+    :func:`p2nlib.generate.mesh.surface_level` chooses from the NeRF: a NeRF too faint for the default density
+    threshold (a foggy generation) is drawn at half its highest density, and its title says so."""
     from p2nlib.generate import mesh
 
     meshes, named = [], []
     for params, title in zip(nerfs, titles):
-        peak = float(mesh.density_grid(params, spec, resolution).max())
-        level = mesh.DEFAULT_THRESHOLD if peak > mesh.DEFAULT_THRESHOLD else peak / 2
-        meshes.append(mesh.extract_mesh(params, spec, resolution=resolution, threshold=level))
+        m = mesh.extract_mesh(params, spec, resolution=resolution, threshold=None)
+        level = m.metadata["threshold_density"]
+        meshes.append(m)
         named.append(title if level == mesh.DEFAULT_THRESHOLD else f"{title} (faint: surface at density {level:.2g})")
     return mesh_gallery(meshes, named, height)

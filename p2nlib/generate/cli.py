@@ -31,10 +31,11 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, action="append", metavar="PATH",
                    help="output file, by suffix: .gif (turntable) or .glb/.gltf/.ply/.obj (coloured mesh); "
                         "give --out several times for several files")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help="meshes: the NeRF density where the surface is drawn; lower = fuller, hazier "
-                        f"(default {DEFAULT_THRESHOLD:g}, measured: best voxel IoU with the ground truth on fitted "
-                        "NeRFs; the world's objects have density 40 on their surface)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="meshes: the NeRF density where the surface is drawn; lower = fuller, hazier (default: "
+                        f"chosen from the NeRF, min({DEFAULT_THRESHOLD:g}, half its highest density): {DEFAULT_THRESHOLD:g} "
+                        "is the best level measured against the ground truth on fitted NeRFs, and a faint NeRF gets "
+                        "the half-maximum of its own density instead of no mesh; the output says which)")
     p.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION,
                    help=f"meshes: grid points per axis over the object box (default {DEFAULT_RESOLUTION})")
     p.add_argument("--views", type=int, default=16, help="GIF: frames of the turntable (default 16)")
@@ -80,7 +81,7 @@ def _check_outputs(args, InputError) -> list[Path]:
             raise InputError(f"--out {o} must end in .gif (turntable) or {', '.join(MESH_SUFFIXES)} (mesh)")
     if args.views < 1 or args.size < 8:
         raise InputError("--views must be >= 1 and --size >= 8")
-    if not args.threshold > 0 or args.threshold == float("inf"):
+    if args.threshold is not None and (not args.threshold > 0 or args.threshold == float("inf")):
         raise InputError(f"--threshold {args.threshold:g} is a density and must be a positive number "
                          f"(default {DEFAULT_THRESHOLD:g}; lower it for a fuller mesh, raise it for a tighter one)")
     if args.threads is not None and args.threads < 1:
@@ -91,8 +92,9 @@ def _check_outputs(args, InputError) -> list[Path]:
     return outs
 
 
-def _write_outputs(outs, params, spec, samples, device, args, render, timings) -> tuple[dict, list[str]]:
-    """Write every requested file; returns ``{path: kind}`` and one line per file."""
+def _write_outputs(outs, params, spec, samples, device, args, render, timings) -> tuple[dict, list[str], dict | None]:
+    """Write every requested file; returns ``{path: kind}``, one line per file, and the mesh's level (density,
+    how it was chosen, the NeRF's highest density) when a mesh was written."""
     done, lines, mesh_obj = {}, [], None
     for out in outs:
         if out.suffix.lower() == ".gif":
@@ -116,9 +118,11 @@ def _write_outputs(outs, params, spec, samples, device, args, render, timings) -
         timings["write_mesh"] = timings.get("write_mesh", 0.0) + time.perf_counter() - t
         done[str(out)] = "mesh"
         lines.append(f"wrote {out} (mesh: {len(mesh_obj.vertices)} vertices, {len(mesh_obj.faces)} triangles, "
-                     f"watertight {mesh_obj.is_watertight}; density threshold {args.threshold:g}, "
+                     f"watertight {mesh_obj.is_watertight}; {mesh_obj.metadata['threshold_rule']}, "
                      f"{args.resolution}^3 grid)")
-    return done, lines
+    level = None if mesh_obj is None else {k: mesh_obj.metadata[k] for k in
+                                           ("threshold_density", "threshold_rule", "peak_density")}
+    return done, lines, level
 
 
 def _set_threads(threads: int | None) -> None:
@@ -182,8 +186,8 @@ def _generate(args, t_start: float) -> int:
         warnings.simplefilter("ignore", pipeline.PromptWarning)   # reported below, once
         gen = pipe.from_text(args.text, seed=args.seed) if args.text is not None else pipe.from_image(args.image)
     timings["prompt_to_params"], timings["prompt_to_params_warm"] = gen.seconds, gen.warm_seconds
-    done, lines = _write_outputs(outs, gen.params, pipe.spec, profile.samples_per_ray, pipe.device, args,
-                                 lambda views, size: pipe.render(gen, views, size), timings)
+    done, lines, level = _write_outputs(outs, gen.params, pipe.spec, profile.samples_per_ray, pipe.device, args,
+                                        lambda views, size: pipe.render(gen, views, size), timings)
     if args.save_params:
         from p2nlib.generate import mesh
 
@@ -198,6 +202,7 @@ def _generate(args, t_start: float) -> int:
         info = pipeline.description(gen, outputs=done, timings={k: v for k, v in timings.items()
                                                                  if not k.startswith("prompt_to_params")})
         info["profile"] = profile.name
+        info["mesh"] = level
         print(json.dumps(info, indent=1))
     else:
         print(gen.describe(with_warnings=False))
@@ -233,11 +238,11 @@ def _export(args, t_start: float) -> int:
 
         return fit.render_nerfs(params, spec, cameras.turntable(views), size, samples)[0].cpu()
 
-    done, lines = _write_outputs(outs, params, spec, samples, device, args, render, timings)
+    done, lines, level = _write_outputs(outs, params, spec, samples, device, args, render, timings)
     timings["total"] = time.perf_counter() - t_start
     if args.json:
         print(json.dumps({"params": str(args.params), "nerf_spec": spec.to_dict(), "samples_per_ray": samples,
-                          "metadata": meta, "threshold": args.threshold, "resolution": args.resolution,
+                          "metadata": meta, "mesh": level, "resolution": args.resolution,
                           "timings": timings, "outputs": done}, indent=1))
     else:
         print(f"NeRF {args.params} ({spec.to_dict()}, {samples} samples per ray)")
