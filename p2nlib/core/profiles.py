@@ -8,6 +8,7 @@ from a :class:`Profile`; there are no ``if profile == ...`` branches elsewhere.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import asdict, dataclass, fields
 
@@ -96,6 +97,24 @@ class Profile:
         return asdict(self)
 
 
+_SMALL = Profile(
+    name="small", description="default main job: all figures meaningful on a 2-core CPU",
+    objects_per_category=30, train_views=24, heldout_views=4, image_size=32,
+    samples_per_ray=32, nerf_width=48, nerf_freqs=5, warmup_steps=200, fit_steps=250,
+    rays_per_step=96, fit_batch=48, fit_lr=3e-3, ablation_objects=20, fit_bf16=True,
+    clip_model="small", clip_embed_dim=128, clip_image_size=48, clip_objects_per_category=32,
+    clip_eval_objects=8, clip_views=6, clip_steps=1000, clip_batch=64, clip_lr=1e-3, cache_views=8,
+    vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,
+    vae_param_weight=1.0, vae_function_weight=100.0,
+    opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
+    opt_max_epochs=24, opt_check_views=4, opt_seeds=3, eval_views=8,
+    align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
+    prior_size=16, prior_channels=(32, 64, 64), text_prior_channels=(48, 96, 96),
+    prior_steps=1200, prior_batch=32, prior_lr=1e-3,
+    sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=20,
+    sds_epoch_iters=10, sds_k=2, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 60),
+)
+
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         name="tiny", description="CI smoke run: every code path, minutes on a 2-core CPU",
@@ -114,41 +133,15 @@ PROFILES: dict[str, Profile] = {
         sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=10,
         sds_epoch_iters=2, sds_k=1, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 6),
     ),
-    "small": Profile(
-        name="small", description="default main job: all figures meaningful on a 2-core CPU",
-        objects_per_category=30, train_views=24, heldout_views=4, image_size=32,
-        samples_per_ray=32, nerf_width=48, nerf_freqs=5, warmup_steps=200, fit_steps=250,
-        rays_per_step=96, fit_batch=48, fit_lr=3e-3, ablation_objects=20, fit_bf16=True,
-        clip_model="small", clip_embed_dim=128, clip_image_size=48, clip_objects_per_category=32,
-        clip_eval_objects=8, clip_views=6, clip_steps=1000, clip_batch=64, clip_lr=1e-3, cache_views=8,
-        vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,
-        vae_param_weight=1.0, vae_function_weight=100.0,
-        opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
-        opt_max_epochs=24, opt_check_views=4, opt_seeds=3, eval_views=8,
-        align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
-        prior_size=16, prior_channels=(32, 64, 64), text_prior_channels=(48, 96, 96),
-        prior_steps=1200, prior_batch=32, prior_lr=1e-3,
-        sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=20,
-        sds_epoch_iters=10, sds_k=2, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 60),
-    ),
-    "gpu": Profile(
-        name="gpu", description="one GPU, about ten minutes: the small book with stand-ins strong enough to test "
-                                "the paper (32-px priors of ~11 M parameters, 60 NeRFs per category, 5 seeds)",
-        objects_per_category=60, train_views=24, heldout_views=4, image_size=32,
-        samples_per_ray=32, nerf_width=48, nerf_freqs=5, warmup_steps=200, fit_steps=250,
-        rays_per_step=96, fit_batch=120, fit_lr=3e-3, ablation_objects=40, fit_bf16=False,
-        clip_model="small", clip_embed_dim=128, clip_image_size=48, clip_objects_per_category=32,
-        clip_eval_objects=8, clip_views=6, clip_steps=1000, clip_batch=64, clip_lr=1e-3, cache_views=8,
-        vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,
-        vae_param_weight=1.0, vae_function_weight=100.0,
-        opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
-        opt_max_epochs=24, opt_check_views=4, opt_seeds=5, eval_views=8,
-        align_heads=4, ood_seeds=5, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
-        prior_size=32, prior_channels=(64, 128, 256), text_prior_channels=(64, 128, 256),
-        prior_steps=3000, prior_batch=128, prior_lr=1e-3,
-        sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=40,
-        sds_epoch_iters=10, sds_k=2, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 120),
-    ),
+    "small": _SMALL,
+    # the small book on one GPU: only what makes its stand-ins strong enough to test the paper changes
+    "gpu": dataclasses.replace(
+        _SMALL, name="gpu", description="one GPU, about ten minutes: the small book with stand-ins strong enough to "
+                                        "test the paper (32-px priors of ~11 M parameters, 60 NeRFs per category, "
+                                        "5 seeds)",
+        objects_per_category=60, fit_batch=120, ablation_objects=40, fit_bf16=False, opt_seeds=5, ood_seeds=5,
+        prior_size=32, prior_channels=(64, 128, 256), text_prior_channels=(64, 128, 256), prior_steps=3000,
+        prior_batch=128, sds_max_epochs=40, sds_anneal=(0.5, 120)),
     "paper": Profile(
         name="paper", description="the paper's scale (100 views, 15k iterations) on one GPU",
         objects_per_category=100, train_views=100, heldout_views=10, image_size=128,
