@@ -70,11 +70,12 @@ CLAIMS_LAYOUT_JS = """() => {
   }
   for (const tr of document.querySelectorAll('table.p2n-claims tbody tr')) {
     out.rows += 1;
-    const id = tr.cells[0].innerText.trim(), td = tr.cells[tr.cells.length - 1], r = td.getBoundingClientRect();
+    const id = tr.cells[0].innerText.trim(), td = tr.cells[3], last = tr.cells[tr.cells.length - 1];
+    const label = td && td.querySelector('.p2n-verdict');
+    if (tr.cells.length < 4 || !label) { out.outside.push(`${id}: ${tr.cells.length} cells, verdict label ${!!label}`); continue; }
+    const r = td.getBoundingClientRect(), end = last.getBoundingClientRect();
     const box = td.closest('.pst-scrollable-table-container, table').getBoundingClientRect();
-    const label = td.querySelector('.p2n-verdict');
-    if (tr.cells.length !== 4 || !label) out.outside.push(`${id}: ${tr.cells.length} cells, verdict label ${!!label}`);
-    else if (r.left < 0 || r.right > vw + 0.5 || r.right > box.right + 0.5 || label.getBoundingClientRect().right > r.right + 0.5)
+    if (r.left < 0 || end.right > vw + 0.5 || end.right > box.right + 0.5 || label.getBoundingClientRect().right > r.right + 0.5)
       out.outside.push(`${id}: verdict cell spans x ${r.left.toFixed(0)}..${r.right.toFixed(0)} (viewport ${vw})`);
     const a = tr.cells[0].querySelector('a[href^="#"]');
     if (!a || !document.getElementById(decodeURIComponent(a.hash.slice(1)))) out.links.push(id);
@@ -83,13 +84,19 @@ CLAIMS_LAYOUT_JS = """() => {
 }"""
 
 
-def claims_problems(page, n_claims: int) -> list[str]:
+def claims_problems(page, n_claims: int, n_discussions: int = 0) -> list[str]:
     layout = page.evaluate(CLAIMS_LAYOUT_JS)
+    text = page.inner_text("body")
     problems = [f"horizontal scroll at {VIEWPORT['width']} px: {s}" for s in layout["scroll"]]
     problems += [f"verdict not in view: {s}" for s in layout["outside"]]
     problems += [f"claim {s} does not link to its details" for s in layout["links"]]
     if layout["rows"] != n_claims:
         problems.append(f"claims page lists {layout['rows']} claims, figures/claims.json holds {n_claims}")
+    if not all(f"{kind} (" in text for kind in ("paper", "stand-in", "check")) or "By kind" not in text:
+        problems.append("the claims page does not show the per-kind counts")
+    if text.count("Written for the verdict:") != n_discussions:
+        problems.append(f"the claims page shows {text.count('Written for the verdict:')} discussions, "
+                        f"book/claims_discussion.md has {n_discussions} for claims of the ledger")
     return problems
 
 
@@ -152,8 +159,9 @@ def page_problems(html_dir: Path, checks: dict | None = None) -> tuple[list[str]
 
 @pytest.mark.browser
 def test_pages_in_headless_chromium(built_book):
-    n_claims = len(json.loads((paths.ROOT / "figures" / "claims.json").read_text())["claims"])
-    problems, _ = page_problems(built_book, {"claims.html": lambda page: claims_problems(page, n_claims)})
+    ids = {c["id"] for c in json.loads((paths.ROOT / "figures" / "claims.json").read_text())["claims"]}
+    n_disc = len(set(book.discussion(paths.ROOT / "book" / "claims_discussion.md")) & ids)
+    problems, _ = page_problems(built_book, {"claims.html": lambda page: claims_problems(page, len(ids), n_disc)})
     assert not problems, "\n".join(problems)
 
 
