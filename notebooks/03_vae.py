@@ -54,13 +54,14 @@ from p2nlib.generate import vae
 ctx = setup(profile, device, seed)
 P = ctx.profile
 ds = store.load(P)
-train_idx, test_idx = ds.indices("train"), ds.indices("test")
+train_idx, val_idx, test_idx = ds.indices("train"), ds.indices("val"), ds.indices("test")
 cfg = vae.VaeConfig.from_profile(P)
-print(f"{len(train_idx)} train / {len(test_idx)} test NeRFs; reconstruction loss: {cfg.recipe}\nVAE config: {cfg}")
+print(f"{len(train_idx)} train / {len(val_idx)} validation / {len(test_idx)} test NeRFs; reconstruction loss: "
+      f"{cfg.recipe}\nVAE config: {cfg}")
 
 # %%
 model, info = vae.train(ds.select(train_idx), ds.spec, cfg, device=ctx.device, seed=seed,
-                        val_params=ds.select(test_idx))
+                        val_params=ds.select(val_idx))
 saved = vae.save(model, P, ds, train=train_idx, seconds=info["seconds"])
 print(f"trained in {info['seconds']:.0f} s; saved to artifacts/{P.name}/{saved.name}/ with the dataset's checksum")
 
@@ -68,7 +69,7 @@ print(f"trained in {info['seconds']:.0f} s; saved to artifacts/{P.name}/{saved.n
 h = info["history"]
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
 a.plot(h["epoch"], h["mse"], label="train MSE (sampled z)")
-a.plot(h["epoch"], h["val_mse"], label="test MSE (z = mean)")
+a.plot(h["epoch"], h["val_mse"], label="validation MSE (z = mean)")
 if cfg.function_weight:
     a.plot(h["epoch"], h["function"], label="train function-space term")
 a.set(yscale="log", xlabel="epoch", ylabel="normalised parameter MSE", title="reconstruction")

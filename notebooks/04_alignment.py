@@ -57,7 +57,7 @@ from p2nlib.generate import align, pipeline, vae
 ctx = setup(profile, device, seed)
 P = ctx.profile
 ds = store.load(P)
-train_idx, test_idx = ds.indices("train"), ds.indices("test")
+train_idx, val_idx, test_idx = ds.indices("train"), ds.indices("val"), ds.indices("test")
 encoder = clip.load_encoder(P, ctx.device)
 cache = clip.embedding_cache(P, encoder, ctx.device)
 stage1 = vae.load(P, ds)
@@ -70,13 +70,13 @@ print(f"source: {encoder.name} image embeddings {tuple(cache.image.shape)} (scen
 cfg = align.AlignConfig.from_profile(P)
 emb = cache.image
 model, info = align.train(emb[train_idx], latents[train_idx], cfg, device=ctx.device, seed=seed,
-                          val=(emb[test_idx], latents[test_idx]))
+                          val=(emb[val_idx], latents[val_idx]))
 align.save(model, P, align.provenance(ds, cache, stage1))
 fixed, info_fixed = align.train(emb[train_idx], latents[train_idx], cfg, device=ctx.device, seed=seed,
-                                fixed_view=True, val=(emb[test_idx], latents[test_idx]))
+                                fixed_view=True, val=(emb[val_idx], latents[val_idx]))
 align.save(fixed, P, align.provenance(ds, cache, stage1), name="align_fixed_view")
 plain, info_plain = align.train(emb[train_idx], latents[train_idx], dataclasses.replace(cfg, token_dropout=0.0),
-                               device=ctx.device, seed=seed, val=(emb[test_idx], latents[test_idx]))
+                               device=ctx.device, seed=seed, val=(emb[val_idx], latents[val_idx]))
 print(f"random-view model {info['seconds']:.0f} s, fixed-view model {info_fixed['seconds']:.0f} s, "
       f"plain teacher forcing {info_plain['seconds']:.0f} s; config {cfg}")
 
@@ -84,7 +84,7 @@ print(f"random-view model {info['seconds']:.0f} s, fixed-view model {info_fixed[
 fig, ax = plt.subplots(figsize=(7, 3.2))
 for name, i in (("random view", info), ("fixed view", info_fixed), ("plain teacher forcing", info_plain)):
     ax.plot(i["history"]["epoch"], i["history"]["loss"], label=f"{name}: train (teacher forcing)")
-    ax.plot(i["history"]["epoch"], i["history"]["val_loss"], "--", label=f"{name}: test (autoregressive)")
+    ax.plot(i["history"]["epoch"], i["history"]["val_loss"], "--", label=f"{name}: validation (autoregressive)")
 ax.set(yscale="log", xlabel="epoch", ylabel="latent MSE (standardised)")
 ax.legend(fontsize=8)
 plots.savefig(fig, "04_alignment_curves")

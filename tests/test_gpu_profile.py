@@ -30,6 +30,8 @@ def test_the_runner_writes_a_gpu_run_beside_the_default(tmp_path, monkeypatch):
     (src / "00_hello.py").write_text('# %% tags=["parameters"]\nprofile = "small"\ndevice = "auto"\n\n'
                                      '# %%\nimport os\nprint(profile, os.environ["P2N_FIGURES"])\n')
     monkeypatch.delenv("P2N_FIGURES")
+    for var in ("P2N_PROFILE", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"):   # the runner sets them: restored after
+        monkeypatch.delenv(var, raising=False)      # restored after the test
     monkeypatch.setattr(runner.paths, "ROOT", tmp_path)
     monkeypatch.setenv("P2N_ARTIFACTS", str(tmp_path / "artifacts"))
     assert runner.main(["--profile", "gpu", "--device", "cpu", "--notebooks-dir", str(src)]) == 0
@@ -62,23 +64,33 @@ def test_the_claims_page_has_a_column_per_profile_and_names_where_they_disagree(
     assert book.profile_ledgers(tmp_path / "gpu") == {}              # no deeper ledgers: one level only
 
 
-def test_offline_install_names_what_is_missing_and_has_no_wheel(tmp_path):
-    req = (("json", "json"), ("p2n_no_such_module", "p2n-no-such-dist"))
-    assert offline.missing(req) == ["p2n-no-such-dist"]
-    with pytest.raises(InputError, match="no wheel in .* for p2n-no-such-dist"):
-        offline.install(tmp_path, tmp_path / "site", req)
-    wheel = tmp_path / "p2n_no_such_dist-1.0-py3-none-any.whl"
-    wheel.write_bytes(b"")
-    assert offline.install(tmp_path, tmp_path / "site", req, dry_run=True) == [wheel]
-    assert offline.install(tmp_path, tmp_path / "site", (("json", "json"),)) == []
+def test_offline_wheels_are_what_the_book_needs_beyond_the_gpu_image():
+    need = offline.closure()
+    assert {"papermill", "open-clip-torch", "diffusers", "ipykernel", "pyzmq", "traitlets"} <= set(need)
+    assert not {"torch", "torchvision", "numpy", "pandas", "scipy"} & set(need)      # the image's own
+    assert all(need.values())                                                      # pinned to what runs here
+
+
+def test_offline_install_takes_only_the_wheels_not_installed_here(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        offline.install(tmp_path / "nowhere", tmp_path / "site", req)
+        offline.install(tmp_path / "nowhere", tmp_path / "site")
+    (tmp_path / "tqdm-4.67.1-py3-none-any.whl").write_bytes(b"")                  # installed here: skipped
+    new = tmp_path / "p2n_no_such_dist-1.0-py3-none-any.whl"
+    new.write_bytes(b"")
+    assert offline.install(tmp_path, tmp_path / "site", dry_run=True) == [new]
+    new.unlink()
+    assert offline.install(tmp_path, tmp_path / "site") == []
 
 
-def test_every_package_the_book_imports_is_in_the_offline_list():
+def test_offline_check_names_every_module_that_does_not_import():
+    offline.check(("json", "tqdm"))
+    with pytest.raises(InputError, match=r"p2n_no_such_module \(ModuleNotFoundError"):
+        offline.check(("json", "p2n_no_such_module"))
+
+
+def test_every_package_the_book_imports_is_checked_before_a_gpu_run():
     import ast
 
-    listed = {mod for mod, _ in offline.REQUIRED}
     used = set()
     for py in [*(paths.ROOT / "p2nlib").rglob("*.py"), *(paths.ROOT / "notebooks").glob("[0-9][0-9]_*.py")]:
         for node in ast.walk(ast.parse(py.read_text())):
@@ -88,9 +100,10 @@ def test_every_package_the_book_imports_is_in_the_offline_list():
                 used.add(node.module.split(".")[0])
     stdlib = set(sys.stdlib_module_names) | {"p2nlib", "__future__"}
     machine = {"torch", "torchvision", "numpy", "pandas", "scipy", "matplotlib", "PIL", "huggingface_hub",
-               "timm"}                                      # on the GPU machines' image already (MACHINE-NOTES)
-    optional = {"ray", "pytest", "playwright", "IPython"}   # not needed to run the book
-    assert used - stdlib - machine - optional <= listed, used - stdlib - machine - optional - listed
+               "timm", "packaging"}                        # on the GPU machines' image already (MACHINE-NOTES)
+    optional = {"ray", "pytest", "playwright"}             # not needed to run the book
+    assert used - stdlib - machine - optional <= set(offline.CHECK_MODULES), \
+        used - stdlib - machine - optional - set(offline.CHECK_MODULES)
 
 
 def test_pack_writes_one_small_archive_of_the_profiles_outputs(tmp_path, monkeypatch):

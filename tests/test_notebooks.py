@@ -71,8 +71,10 @@ NB_BAD = NB_OK + "\n# %%\nraise RuntimeError('boom in cell')\n"
 
 
 @pytest.mark.slow
-def test_failed_notebook_keeps_others(tmp_path, capsys):
+def test_failed_notebook_keeps_others(tmp_path, capsys, monkeypatch):
     """A failing notebook leaves its committed .ipynb and the others' figures and claims intact."""
+    for var in ("P2N_PROFILE", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"):   # the runner sets them
+        monkeypatch.delenv(var, raising=False)      # restored after the test
     src = tmp_path / "nbs"
     src.mkdir()
     (src / "00_good.py").write_text(NB_OK.format(name="good"))
@@ -81,15 +83,15 @@ def test_failed_notebook_keeps_others(tmp_path, capsys):
     figures = paths.figures_dir()
     before = json.loads((figures / "claims.json").read_text())
     assert {c["id"] for c in before["claims"]} == {"good.value", "bad.value"}
-    committed_bad = (src / "01_bad.ipynb").read_text()
+    committed_bad = (src / "tiny" / "01_bad.ipynb").read_text()      # a tiny run writes beside the sources
 
     (src / "01_bad.py").write_text(NB_BAD.format(name="bad"))
     assert runner.main(["--profile", "tiny", "--device", "cpu", "--notebooks-dir", str(src)]) == 1
     err = capsys.readouterr().err
-    assert "01_bad.py failed" in err and "boom in cell" in err and "ONLY=01" in err
+    assert "01_bad.py failed" in err and "boom in cell" in err and "make book PROFILE=tiny ONLY=01" in err
     after = json.loads((figures / "claims.json").read_text())
     assert {c["id"] for c in after["claims"]} == {"good.value", "bad.value"}
-    assert (figures / "good.png").exists() and (src / "01_bad.ipynb").read_text() == committed_bad
+    assert (figures / "good.png").exists() and (src / "tiny" / "01_bad.ipynb").read_text() == committed_bad
 
 
 def test_saved_notebooks_keep_one_line_per_progress_bar():

@@ -85,7 +85,7 @@ def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
 
 
 def profile_ledgers(figures_dir: Path) -> dict[str, dict]:
-    """The other profiles' ledgers found under ``figures/<profile>/claims.json``, by column title
+    """The other profiles' ledgers (not tiny's) found under ``figures/<profile>/claims.json``, by column title
     ``"<profile> (<device>)"`` (the devices their claims were measured on), in the profile table's order."""
     from p2nlib.core.profiles import PROFILES
     from p2nlib.book.runner import DEFAULT_PROFILE
@@ -93,7 +93,7 @@ def profile_ledgers(figures_dir: Path) -> dict[str, dict]:
     out = {}
     for name in PROFILES:
         path = figures_dir / name / "claims.json"
-        if name == DEFAULT_PROFILE or not path.exists():
+        if name in (DEFAULT_PROFILE, "tiny") or not path.exists():     # tiny: a smoke run, not a result
             continue
         ledger = claims.load(path)
         ledger = {**ledger, "claims": [claims.with_kind(c) for c in ledger["claims"]]}
@@ -148,7 +148,7 @@ def running_page(notebooks_dir: Path) -> str:
         lines.append(f"| `{r['notebook']}` | {r['profile']} | {r['device']} | {r['seconds']} |")
     lines.append(f"| **all notebooks** | | | **{total:.0f}** ({total / 60:.1f} min) |\n")
     for name in PROFILES:
-        other = wall_times(notebooks_dir / name)
+        other = wall_times(notebooks_dir / name) if name != "tiny" else []
         if other:
             t = sum(r["seconds"] or 0 for r in other)
             lines += [f"Profile `{name}` (executed notebooks in `notebooks/{name}/`, figures and claims in "
@@ -167,7 +167,9 @@ def running_page(notebooks_dir: Path) -> str:
                                                  else str(getattr(p, k)) for p in PROFILES.values()) + " |")
     lines.append("\n## The paper profile on a GPU, with real weights\n")
     lines.append(
-        "`make book PROFILE=paper DEVICE=cuda` runs the same notebooks at the paper's sizes. Nothing is "
+        "`make book PROFILE=paper DEVICE=cuda` runs the same notebooks at the paper's sizes, into "
+        "`notebooks/paper/` and `figures/paper/` (the book's chapters stay the small run's; the claims page "
+        "gains a column for the paper run). Nothing is "
         "downloaded at run time (`HF_HUB_OFFLINE=1`). CLIP ViT-B/32 (`openai`) is used when its `open_clip` "
         "checkpoint is in the local Hugging Face cache or `P2N_CLIP_WEIGHTS` points to it; otherwise the "
         "book trains its small CLIP at embedding size 512 and says so. FID uses pytorch-fid's InceptionV3 "

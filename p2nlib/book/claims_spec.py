@@ -46,11 +46,12 @@ class Bar:
         return _ref(refs, self.of, claim_id)
 
     def holds(self, value: float, ci95=None, refs: dict | None = None, claim_id: str = "") -> bool:
+        """Whether the comparison holds; False when either side is missing (None) or not finite."""
         lhs = self._side(value, ci95, refs or {}, claim_id)
-        rhs = self.level + (_ref(refs or {}, self.ref, claim_id) if self.ref else 0.0)
-        if lhs is None or not math.isfinite(float(lhs)) or not math.isfinite(float(rhs)):
+        ref = _ref(refs or {}, self.ref, claim_id) if self.ref else 0.0
+        if lhs is None or ref is None or not math.isfinite(float(lhs)) or not math.isfinite(float(ref)):
             return False
-        return bool(OPS[self.op](float(lhs), float(rhs)))
+        return bool(OPS[self.op](float(lhs), self.level + float(ref)))
 
     def text(self, unit: str = "", refs: dict | None = None) -> str:
         """The comparison in words, e.g. ``value ≥ train split − 0.05 (= 0.781)`` or ``value ≥ 30 dB``."""

@@ -1,13 +1,17 @@
 """The book on a GPU machine without network access, in one command (``make gpu-book``).
 
-Three steps, each its own subcommand of ``python -m p2nlib.book.offline``:
+Four steps, each a subcommand of ``python -m p2nlib.book.offline``:
 
-``wheels --dest DIR``    on a machine *with* network: download the wheels the book needs beyond
-                         torch (``pip download --no-deps --only-binary=:all:``; pure-Python packages
-                         and those with wheels for the target's Python), into ``DIR``;
-``install --wheels DIR`` on the GPU machine: list which of the book's packages do not import there
-                         and install exactly those from ``DIR`` (``pip install --no-index --no-deps
-                         --target SITE``); then put ``SITE`` on ``PYTHONPATH``;
+``wheels --dest DIR``    on a machine *with* network and the book's ``.venv``: download, as wheels pinned
+                         to the versions installed here, every distribution the book needs beyond what
+                         the GPU machines' image has (:data:`ROOTS` and their dependencies, minus
+                         :data:`IMAGE` and theirs: :func:`closure`); ``--python-version`` and
+                         ``--platform`` choose the target's wheels;
+``install --wheels DIR`` on the GPU machine: install every wheel of ``DIR`` whose distribution is not
+                         installed there (``pip install --no-index --no-deps --target SITE``), listing
+                         them; then put ``SITE`` on ``PYTHONPATH``;
+``check``                import what the notebooks import (:data:`CHECK_MODULES`), naming what fails: in
+                         seconds, before any GPU time is spent;
 ``pack --profile gpu``   after the run: one ``.tar.gz`` of the profile's executed notebooks
                          (``notebooks/gpu/``), figures and claims (``figures/gpu/``), refused when it
                          exceeds :data:`MAX_PACK_MIB`, with its largest files named.
@@ -17,7 +21,8 @@ torch, torchvision and CUDA are the machine's own: nothing here replaces them.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
+import importlib.metadata as metadata
 import re
 import subprocess
 import sys
@@ -27,66 +32,106 @@ from pathlib import Path
 from p2nlib.core import paths
 from p2nlib.core.errors import InputError
 
-#: what the book imports beyond torch, as (import name, pip distribution), in install order; the
-#: jupyter stack is what papermill needs to execute a notebook in a python3 kernel
-REQUIRED: tuple[tuple[str, str], ...] = (
-    ("open_clip", "open_clip_torch"), ("ftfy", "ftfy"), ("wcwidth", "wcwidth"), ("regex", "regex"),
-    ("pytorch_fid", "pytorch-fid"), ("diffusers", "diffusers"), ("safetensors", "safetensors"),
-    ("sklearn", "scikit-learn"), ("skimage", "scikit-image"), ("trimesh", "trimesh"), ("plotly", "plotly"),
-    ("tabulate", "tabulate"), ("jsonschema", "jsonschema"), ("tqdm", "tqdm"),
-    ("jupytext", "jupytext"), ("papermill", "papermill"), ("nbformat", "nbformat"), ("nbclient", "nbclient"),
-    ("ipykernel", "ipykernel"), ("jupyter_client", "jupyter-client"),
-)
+#: the distributions the book needs (pyproject's dependencies without torch, plus papermill's kernel)
+ROOTS = ("open_clip_torch", "pytorch-fid", "diffusers", "safetensors", "scikit-learn", "scikit-image", "trimesh",
+         "plotly", "tabulate", "jsonschema", "tqdm", "jupytext", "papermill", "nbformat", "nbclient", "ipykernel",
+         "jupyter-client")
+#: what the GPU machines' image has (MACHINE-NOTES.md): these and their dependencies are never downloaded
+IMAGE = ("torch", "torchvision", "numpy", "pandas", "scipy", "scikit-image", "matplotlib", "timm", "safetensors",
+         "huggingface-hub")
+#: what a notebook run imports, checked before it starts
+CHECK_MODULES = ("open_clip", "pytorch_fid", "diffusers", "safetensors", "sklearn", "skimage", "trimesh", "plotly",
+                 "tabulate", "jsonschema", "tqdm", "jupytext", "papermill", "nbformat", "nbclient", "ipykernel",
+                 "jupyter_client", "IPython", "zmq")
 #: the largest archive ``pack`` writes (MiB)
 MAX_PACK_MIB = 16
 
 
 def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def missing(required=REQUIRED) -> list[str]:
-    """The pip distributions of ``required`` whose import name is not importable here."""
-    return [dist for mod, dist in required if importlib.util.find_spec(mod) is None]
+def installed(dist: str) -> bool:
+    try:
+        metadata.distribution(dist)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
 
 
-def wheel_for(dist: str, wheels: Path) -> Path | None:
-    """The wheel of ``dist`` in the folder ``wheels`` (wheel names use the normalised distribution name)."""
-    found = sorted(w for w in wheels.glob("*.whl") if _norm(w.name.split("-")[0]) == _norm(dist))
-    return found[-1] if found else None
+def closure(roots=ROOTS, exclude=IMAGE) -> dict[str, str]:
+    """Every distribution ``roots`` need, with the version installed here (their dependencies, recursively,
+    without extras), minus ``exclude`` and everything those need. Reads this environment's metadata."""
+    from packaging.requirements import Requirement
+
+    def walk(names) -> dict[str, str]:
+        seen, stack = {}, [_norm(n) for n in names]
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            try:
+                d = metadata.distribution(n)
+            except metadata.PackageNotFoundError:
+                raise InputError(f"{n} is not installed here; run this where the book's .venv is (make venv)") from None
+            seen[n] = d.version
+            for r in d.requires or []:
+                req = Requirement(r)
+                if req.marker is None or req.marker.evaluate({"extra": ""}):
+                    stack.append(_norm(req.name))
+        return seen
+
+    have = walk(exclude)
+    return {n: v for n, v in sorted(walk(roots).items()) if n not in have}
 
 
-def install(wheels: Path, target: Path, required=REQUIRED, dry_run: bool = False) -> list[Path]:
-    """Install, into ``target``, the wheels of every distribution of ``required`` that does not import here.
+def wheel_dist(wheel: Path) -> str:
+    """The distribution a wheel file installs (its name's first field, normalised)."""
+    return _norm(wheel.name.split("-")[0])
 
-    Raises :class:`InputError` naming every missing distribution that has no wheel in ``wheels``
-    (nothing is installed then). Returns the wheels installed (or that would be, with ``dry_run``)."""
-    need = missing(required)
-    if not need:
-        print("every package the book needs imports here; nothing to install")
-        return []
+
+def install(wheels: Path, target: Path, dry_run: bool = False) -> list[Path]:
+    """Install, into ``target``, every wheel of the folder ``wheels`` whose distribution is not installed here.
+    Returns the wheels installed (or that would be, with ``dry_run``)."""
     if not wheels.is_dir():
-        raise InputError(f"wheel folder {wheels} does not exist; make it on a machine with network access: "
-                         f"python -m p2nlib.book.offline wheels --dest {wheels}")
-    found = {d: wheel_for(d, wheels) for d in need}
-    lacking = [d for d, w in found.items() if w is None]
-    if lacking:
-        raise InputError(f"no wheel in {wheels} for {', '.join(lacking)} (they do not import here); add them with "
-                         f"pip download --no-deps --only-binary=:all: -d {wheels} {' '.join(lacking)}")
-    print("installing from", wheels, "into", target, ":", ", ".join(w.name for w in found.values()))
+        raise InputError(f"wheel folder {wheels} does not exist; make it on a machine with network access and the "
+                         f"book's .venv: python -m p2nlib.book.offline wheels --dest {wheels}")
+    need = [w for w in sorted(wheels.glob("*.whl")) if not installed(wheel_dist(w))]
+    if not need:
+        print(f"every distribution of the wheels in {wheels} is installed here; nothing to install")
+        return []
+    print(f"installing {len(need)} wheels from {wheels} into {target}: " + ", ".join(w.name for w in need))
     if not dry_run:
         target.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--target", str(target),
-                        *map(str, found.values())], check=True)
-    return list(found.values())
+                        *map(str, need)], check=True)
+    return need
 
 
-def download(dest: Path, python_version: str | None = None, required=REQUIRED) -> None:
-    """``pip download`` every distribution of ``required`` as a wheel into ``dest`` (needs network)."""
+def check(modules=CHECK_MODULES) -> None:
+    """Import ``modules``; raises :class:`InputError` naming every one that fails, with its error."""
+    failed = []
+    for m in modules:
+        try:
+            importlib.import_module(m)
+        except Exception as err:            # an ImportError, or a broken dependency's own error
+            failed.append(f"{m} ({type(err).__name__}: {err})")
+    if failed:
+        raise InputError("these do not import here: " + "; ".join(failed) + ". Add their wheels (and those of "
+                         "what they need) to the wheel folder and rerun the install")
+    print(f"all {len(modules)} modules the notebooks import are importable")
+
+
+def download(dest: Path, python_version: str | None = None, platform: str | None = None) -> None:
+    """``pip download`` every distribution of :func:`closure`, pinned, as a wheel into ``dest`` (needs network)."""
+    pins = closure()
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest)]
     if python_version:
         cmd += ["--python-version", python_version]
-    subprocess.run(cmd + [d for _, d in required], check=True)
+    if platform:
+        cmd += ["--platform", platform]
+    print(f"downloading {len(pins)} wheels into {dest}")
+    subprocess.run(cmd + [f"{n}=={v}" for n, v in pins.items()], check=True)
 
 
 def pack_members(profile: str) -> list[tuple[Path, str]]:
@@ -127,19 +172,23 @@ def main(argv: list[str] | None = None) -> int:
     w = sub.add_parser("wheels", help="download the wheels (needs network)")
     w.add_argument("--dest", type=Path, default=Path("wheels"))
     w.add_argument("--python-version", default=None, help="the GPU machine's Python, e.g. 3.12")
-    i = sub.add_parser("install", help="install what does not import here, from a wheel folder")
+    w.add_argument("--platform", default=None, help="the GPU machine's wheel platform, e.g. manylinux2014_x86_64")
+    i = sub.add_parser("install", help="install the wheels of a folder whose distributions are not installed here")
     i.add_argument("--wheels", type=Path, default=Path("wheels"))
     i.add_argument("--target", type=Path, default=Path(".site"))
     i.add_argument("--dry-run", action="store_true")
+    sub.add_parser("check", help="import what the notebooks import, naming what fails")
     p = sub.add_parser("pack", help="one archive of a profile's executed notebooks, figures and claims")
     p.add_argument("--profile", default="gpu")
     p.add_argument("--out", type=Path, default=None, help="default: p2n-<profile>.tar.gz")
     args = ap.parse_args(argv)
     try:
         if args.command == "wheels":
-            download(args.dest, args.python_version)
+            download(args.dest, args.python_version, args.platform)
         elif args.command == "install":
             install(args.wheels, args.target, dry_run=args.dry_run)
+        elif args.command == "check":
+            check()
         else:
             pack(args.profile, args.out or Path(f"p2n-{args.profile}.tar.gz"))
     except InputError as err:

@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: notebook {py.name} failed: {' '.join(first[-3:])[:800]}\n"
                   f"  the failed run is kept in {run_dir / (py.stem + '.ipynb')}; the committed "
                   f"{py.stem}.ipynb, figures and claims of other notebooks are unchanged.\n"
-                  f"  fix the cell, then rerun only it: make book ONLY={py.stem[:2]}", file=sys.stderr)
+                  f"  fix the cell, then rerun only it: make book "
+                  f"{'' if args.profile == DEFAULT_PROFILE else f'PROFILE={args.profile} '}ONLY={py.stem[:2]}",
+                  file=sys.stderr)
             failed.append(py.stem)
             if not args.keep_going:
                 break

@@ -372,7 +372,8 @@ def load(profile: Profile | str, folder: Path | None = None) -> Dataset:
     if any(o["split"] != want[o["object_id"]] for o in manifest["objects"]):
         raise StoreError(f"{mpath} holds an older split of the objects (before the validation split was carved "
                          "from train); the NeRFs are still good: relabel them with `python -m p2nlib.data.store "
-                         f"merge --profile {profile.name}` (seconds, no refitting)")
+                         f"merge --profile {profile.name}` (seconds, no refitting); the parts trained on the old "
+                         "split (notebooks 03, 04, 07) are then refused as stale and retrained")
     return Dataset(folder, manifest, params)
 
 

@@ -83,7 +83,8 @@ def _check_outputs(args, InputError) -> list[Path]:
         raise InputError("--views must be >= 1 and --size >= 8")
     if args.threshold is not None and (not args.threshold > 0 or args.threshold == float("inf")):
         raise InputError(f"--threshold {args.threshold:g} is a density and must be a positive number "
-                         f"(default {DEFAULT_THRESHOLD:g}; lower it for a fuller mesh, raise it for a tighter one)")
+                         f"(leave it out to have it chosen from the NeRF, min({DEFAULT_THRESHOLD:g}, half its highest "
+                         "density); lower it for a fuller mesh, raise it for a tighter one)")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads} must be at least 1")
     if not MIN_RESOLUTION <= args.resolution <= MAX_RESOLUTION:
