@@ -9,6 +9,7 @@ import torch
 
 from p2nlib.book import claims, claims_spec
 from p2nlib.chapters import verdicts
+from p2nlib.eval import stats
 from p2nlib.chapters.base import ID_TEXT_PROMPTS, INITS, OOD_TEXT_PROMPTS, SCRATCH_INITS, TEMPLATE
 from p2nlib.chapters.in_distribution import (GenerationScores, ImageBaseline, InDistribution, SubsetScores,
                                              TextBaseline, TextGenerations)
@@ -77,7 +78,19 @@ def test_ood_chapter_with_every_initialisation_gives_every_claim(pipe, tiny_arti
     assert "converged" in X.table_header(res, "text")
     assert X.table3_images(res)["titles"][-1] == "P (conv.)"
     assert X.multiview(res)["images"].shape[0] == 8 * 8
-    assert _recorded(verdicts.ood_claims(X, res)) == OOD_CLAIMS
+    recs = verdicts.ood_claims(X, res)
+    assert _recorded(recs) == OOD_CLAIMS
+    # the similarity differences carry the interval of the statistic they show, and are judged on it
+    by_id = {r["id"]: r for r in recs}
+    s = X.summary(res)
+    for cid, col, other, modality in (("ood.sim_ours_minus_scratch", "Ours - S similarity (conv.)", "S", None),
+                                      ("ablation.nrs_minus_di_sim", "NRS - DI similarity (conv.)", "Ours (DI)", "text")):
+        c, rows = by_id[cid], (s if modality is None else s.loc[modality])
+        a, b = X.pairs(res, "sim_converged", "Ours (NRS)", modality), X.pairs(res, "sim_converged", other, modality)
+        assert c["value"] == pytest.approx(rows[col].mean(), abs=1e-4)
+        assert c["value"] == pytest.approx(stats.mean_median_difference(a, b), abs=1e-4)
+        assert c["ci95"][0] <= c["value"] + 1e-4 and c["value"] - 1e-4 <= c["ci95"][1] and c["n"] == a.size
+        assert claims_spec.SPECS[cid].judge(c["value"], c["ci95"]) == (c["ci95"][0] > 0)
 
 
 def test_sds_chapter_starts_from_the_blob_judges_built_and_gives_intervals(pipe, tiny_artifacts):

@@ -134,12 +134,19 @@ def ood_claims(chapter: OutOfDistribution, res: OODResults, study: ScratchStudy 
                  f"{chapter.guidance_name}; built where the test stopped the run for more than half the seeds; "
                  + "; ".join(f"{k}: {int(c.loc[k, 'prompts built'])} prompts, {c.loc[k, 'runs failed']:.0%} of runs "
                              "failed" for k in c.index) + f"; S = {chapter.scratch_name}; SDS: {study.schedule}"))
-    recs.append(dict(id="ood.sim_ours_minus_scratch", value=round(d_sim, 4),
-                     note="mean over prompts of the median-over-seeds CLIP similarity at convergence, Ours (NRS) "
-                          "minus S"))
+    a, b = chapter.pairs(res, "sim_converged", "Ours (NRS)"), chapter.pairs(res, "sim_converged", "S")
+    ci = stats.bootstrap(stats.mean_median_difference, a, b, seed=chapter.seed)
+    recs.append(dict(id="ood.sim_ours_minus_scratch", value=round(d_sim, 4), ci95=[round(ci[0], 4), round(ci[1], 4)],
+                     n=a.size, note="mean over prompts of the median-over-seeds CLIP similarity at convergence, "
+                                    "Ours (NRS) minus S; 95% interval over prompts × seeds"))
     if "Ours (DI)" in chapter.inits:
         text_rows = s.loc["text"]
         nrs_di = float(text_rows["NRS - DI similarity (conv.)"].mean())
+        a = chapter.pairs(res, "sim_converged", "Ours (NRS)", "text")
+        b = chapter.pairs(res, "sim_converged", "Ours (DI)", "text")
+        ci = stats.bootstrap(stats.mean_median_difference, a, b, seed=chapter.seed)
         recs.append(dict(id="ablation.nrs_minus_di_sim", value=round(nrs_di, 4),
-                         note=f"text prompts, mean over {len(text_rows)} prompts of median over seeds"))
+                         ci95=[round(ci[0], 4), round(ci[1], 4)], n=a.size,
+                         note=f"text prompts, mean over {len(text_rows)} prompts of median over seeds; 95% interval "
+                              "over prompts × seeds"))
     return _named(chapter, recs)
