@@ -13,6 +13,15 @@ def _scratch_outputs(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture
+def runner_env(monkeypatch):
+    """For tests that call ``p2nlib.book.runner.main`` in this process: the variables it sets for its kernels
+    (profile, allocator) are restored after the test."""
+    for var in ("P2N_PROFILE", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
 @pytest.fixture(scope="session")
 def tiny_parts(tmp_path_factory):
     """Every trained part of the tiny profile (dataset, small CLIP, embedding cache, VAE, aligner), built once

@@ -24,14 +24,12 @@ def test_only_the_default_profile_writes_over_the_committed_outputs():
         assert nb == runner.NOTEBOOKS / name and fig == paths.ROOT / "figures" / name
 
 
-def test_the_runner_writes_a_gpu_run_beside_the_default(tmp_path, monkeypatch):
+def test_the_runner_writes_a_gpu_run_beside_the_default(tmp_path, monkeypatch, runner_env):
     src = tmp_path / "nbs"
     src.mkdir()
     (src / "00_hello.py").write_text('# %% tags=["parameters"]\nprofile = "small"\ndevice = "auto"\n\n'
                                      '# %%\nimport os\nprint(profile, os.environ["P2N_FIGURES"])\n')
     monkeypatch.delenv("P2N_FIGURES")
-    for var in ("P2N_PROFILE", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"):   # the runner sets them: restored after
-        monkeypatch.delenv(var, raising=False)      # restored after the test
     monkeypatch.setattr(runner.paths, "ROOT", tmp_path)
     monkeypatch.setenv("P2N_ARTIFACTS", str(tmp_path / "artifacts"))
     assert runner.main(["--profile", "gpu", "--device", "cpu", "--notebooks-dir", str(src)]) == 0

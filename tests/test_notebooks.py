@@ -71,10 +71,8 @@ NB_BAD = NB_OK + "\n# %%\nraise RuntimeError('boom in cell')\n"
 
 
 @pytest.mark.slow
-def test_failed_notebook_keeps_others(tmp_path, capsys, monkeypatch):
+def test_failed_notebook_keeps_others(tmp_path, capsys, runner_env):
     """A failing notebook leaves its committed .ipynb and the others' figures and claims intact."""
-    for var in ("P2N_PROFILE", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"):   # the runner sets them
-        monkeypatch.delenv(var, raising=False)      # restored after the test
     src = tmp_path / "nbs"
     src.mkdir()
     (src / "00_good.py").write_text(NB_OK.format(name="good"))

@@ -113,6 +113,9 @@ def _b(*args, **kw) -> tuple[Bar, ...]:
     return (Bar(*args, **kw),)
 
 
+#: the stage-1 and generation bars, shared by the adopted recipe's claims and the paper recipe's study rows
+_VAE_BAR, _GENERATION_BAR = _b(">=", 24.0), _b(">=", 22.0)
+
 _ROWS = (
     # §3.1 the dataset
     ClaimSpec("overview.nerf_param_tensors", "§3.1", 14, "tensors", (Bar(">=", 14), Bar("<=", 14)),
@@ -135,15 +138,15 @@ _ROWS = (
               "holds when the matched text–image cosine lies in the paper's range widened by 0.05 each side"),
     ClaimSpec("clip.image_image_cos_same_object", "supp. II", None, "cosine"),
     # §3.2 stage 1
-    ClaimSpec("vae.recon_psnr_test", "§3.2", None, "dB", _b(">=", 24.0),
+    ClaimSpec("vae.recon_psnr_test", "§3.2", None, "dB", _VAE_BAR,
               "holds when decoded test NeRFs reach 24 dB vs ground truth (the book's bar for a stage 1 that "
               "generalises; the recipe is named in the note)"),
-    ClaimSpec("generation.psnr_test", "§3.2, §4.5", None, "dB", _b(">=", 22.0),
+    ClaimSpec("generation.psnr_test", "§3.2, §4.5", None, "dB", _GENERATION_BAR,
               "holds when NeRFs generated from unseen test scenes reach 22 dB vs ground truth (the book's bar)"),
-    ClaimSpec("study.recon_psnr_test_paper_recipe", "§3.2 (our study)", None, "dB", _b(">=", 24.0),
+    ClaimSpec("study.recon_psnr_test_paper_recipe", "§3.2 (our study)", None, "dB", _VAE_BAR,
               "the paper's stage-1 recipe, measured beside the adopted one and judged by the same bar as "
               "vae.recon_psnr_test (24 dB)"),
-    ClaimSpec("study.generation_psnr_test_paper_recipe", "§3.2 (our study)", None, "dB", _b(">=", 22.0),
+    ClaimSpec("study.generation_psnr_test_paper_recipe", "§3.2 (our study)", None, "dB", _GENERATION_BAR,
               "generation with the paper's stage-1 recipe, beside the adopted one, judged by the same bar as "
               "generation.psnr_test (22 dB)"),
     # the book's diffusion priors (stand-ins for Stable Diffusion and Zero-1-to-3; chapter 08)

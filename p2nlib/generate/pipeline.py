@@ -20,6 +20,7 @@ costs); ``Generation.warm_seconds`` repeats the same computation right away.
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 import warnings
@@ -183,17 +184,20 @@ class Prompt2NeRF:
                           scene=self.scenes[idx], similarity=score, seconds=first, warm_seconds=again,
                           far=score < far_at, far_cosine=far_at)
 
-    @property
+    @functools.cached_property
     def train_idx(self) -> list[int]:
         """The train-split scenes (the ones prompts are matched to; all scenes for a dataset without splits)."""
-        if "train_idx" not in self.info:
-            idx = [i for i, s in enumerate(self.scenes) if s.get("split", "train") == "train"]
-            self.info["train_idx"] = idx or list(range(len(self.scenes)))
-        return self.info["train_idx"]
+        idx = [i for i, s in enumerate(self.scenes) if s.get("split", "train") == "train"]
+        return idx or list(range(len(self.scenes)))
+
+    @functools.cached_property
+    def _train_means(self) -> torch.Tensor:
+        """(train scenes, D): each train scene's mean image embedding, computed once per pipeline."""
+        return self.cache[self.train_idx].mean(1)
 
     def _nearest(self, emb: torch.Tensor) -> tuple[int, float]:
         """The train-split scene whose mean image embedding is nearest ``emb`` (text or image): (index, cosine)."""
-        j, score = clip.nearest_scene(emb, self.cache[self.train_idx])
+        j, score = clip.nearest_scene(emb, self._train_means)
         return self.train_idx[j], score
 
     def far_image_cosine(self) -> float:
