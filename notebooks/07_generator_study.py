@@ -130,6 +130,61 @@ print(f"chosen on validation: {best} ({losses.loc[best, 'recon val vs GT (dB)']:
 losses[["recon val vs GT (dB)", "recon test vs GT (dB)"]].round(2)
 
 # %% [markdown]
+# ## Over dataset splits
+# Every number above comes from one split of the NeRFs into train, validation and test. Here the
+# adopted recipe is trained again, stages 1 and 2 from scratch, on other splits of the **same fitted
+# NeRFs** (other objects in the test split; split seed 0 is the book's split, each split with its own
+# training seed), and measured on each test split by the protocol of the table above: reconstruction
+# PSNR, generation PSNR and CLIP similarity from the prompt view, and retrieval — the fitted NeRF of the
+# nearest training scene by CLIP image embedding. The claims below are the means over splits with a
+# 95% Student-t interval (with three splits, the mean ± 4.3 standard errors), and their verdicts use
+# that interval.
+
+# %%
+splits = study.split_study(P, ds, encoder, cache, ctx.device, seed)
+plots.save_table(f"The adopted recipe over {len(splits)} dataset splits (stages 1 and 2 retrained on each; test "
+                 f"split, {P.eval_views} evaluation views)\n\n" + splits.round(3).to_markdown(), "07_splits")
+splits.round(3)
+
+# %%
+from p2nlib.eval import stats
+
+cols = {"recon test vs GT (dB)": "reconstruction PSNR (dB)", "generation test PSNR (dB)": "generation PSNR (dB)",
+        "generation test similarity": "generation similarity", "ours / retrieval": "ours / retrieval similarity"}
+fig, axes = plt.subplots(1, len(cols), figsize=(12, 2.8))
+for ax, (col, label) in zip(axes, cols.items()):
+    mean, (lo, hi) = stats.t_interval(splits[col])
+    ax.plot(splits.index, splits[col], "o", color="C0")
+    ax.axhspan(lo, hi, color="C0", alpha=0.15, label="95% interval of the mean")
+    ax.axhline(mean, color="C0", lw=1)
+    ax.set(xlabel="split seed", title=label, xticks=list(splits.index))
+axes[0].legend(fontsize=7)
+plots.savefig(fig, "07_splits")
+
+# %%
+def over_splits(col, digits):
+    mean, ci = stats.t_interval(splits[col])
+    return dict(value=round(mean, digits), ci95=[round(ci[0], digits), round(ci[1], digits)], n=len(splits))
+
+
+per_split = lambda col, d: ", ".join(f"{v:.{d}f}" for v in splits[col])
+train_sim = float(splits["generation train similarity"].mean())
+rec_splits = [
+    claims.record("splits.vae_recon_psnr_test", **over_splits("recon test vs GT (dB)", 2),
+                  note=f"adopted recipe, per split {per_split('recon test vs GT (dB)', 2)} dB"),
+    claims.record("splits.generation_psnr_test", **over_splits("generation test PSNR (dB)", 2),
+                  note=f"from the prompt view of 05; per split {per_split('generation test PSNR (dB)', 2)} dB"),
+    claims.record("splits.id_image_sim_test", **over_splits("generation test similarity", 4),
+                  refs={"train split": round(train_sim, 4)},
+                  note=f"per split {per_split('generation test similarity', 3)}; train split (up to "
+                       f"{P.eval_train_cap} scenes) {per_split('generation train similarity', 3)}; retrieval "
+                       f"{per_split('retrieval test similarity', 3)}"),
+    claims.record("splits.sim_ratio_to_retrieval", **over_splits("ours / retrieval", 3),
+                  note=f"per split {per_split('ours / retrieval', 3)}"),
+]
+claims.frame(rec_splits)
+
+# %% [markdown]
 # ## Claims
 # The paper's recipe measured here; the adopted recipe's numbers are claimed in chapters 03 and 04.
 

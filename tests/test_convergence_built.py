@@ -148,6 +148,17 @@ def test_bootstrap_interval_covers_the_statistic_and_shrinks_with_agreement():
         stats.bootstrap(stats.median_ratio, s, ours[:, :2])
 
 
+def test_t_interval_of_a_few_splits():
+    from p2nlib.eval import stats
+
+    mean, (lo, hi) = stats.t_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and hi - mean == pytest.approx(4.3027 / 3 ** 0.5, rel=1e-4) and mean - lo == hi - mean
+    assert stats.t_interval([5.0, 5.0]) == (5.0, (5.0, 5.0))
+    for bad in ([1.0], [1.0, float("nan")]):
+        with pytest.raises(ValueError, match="two finite"):
+            stats.t_interval(bad)
+
+
 def test_sds_threshold_keeps_the_speed_of_change_of_the_longer_epoch():
     from p2nlib.chapters.base import sds_overrides
 

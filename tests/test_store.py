@@ -2,6 +2,7 @@
 and clear errors for inconsistent files."""
 import dataclasses
 import json
+from pathlib import Path
 import os
 import signal
 import subprocess
@@ -57,6 +58,25 @@ def test_split_is_stratified_80_10_10():
         for name in ("test", "val"):
             assert len([o for o in objs if o.category == cat and split[o.object_id] == name]) == 3
     assert split == store.split_for(objs)
+
+
+def test_resplit_moves_other_objects_to_test_with_the_same_fractions():
+    from p2nlib.data.store import Dataset
+
+    objs = store.dataset_objects(dataclasses.replace(MINI, objects_per_category=30))
+    split = store.split_for(objs)
+    manifest = {"config": {"seed": 0}, "checksums": {"params.safetensors": "x"},
+                "objects": [{"object_id": o.object_id, "category": o.category, "split": split[o.object_id]}
+                            for o in objs]}
+    ds = Dataset(Path("."), manifest, {})
+    assert ds.resplit(0) is ds
+    other = ds.resplit(1)
+    assert other.resplit(1).fingerprint == ds.resplit(1).fingerprint != ds.fingerprint
+    for name in ("train", "val", "test"):
+        for cat in {o.category for o in objs}:
+            assert len(other.indices(name, cat)) == len(ds.indices(name, cat))
+    assert set(other.indices("test")) != set(ds.indices("test"))
+    assert [o["split"] for o in ds.objects] == [split[o.object_id] for o in objs]   # the book's split untouched
 
 
 def test_an_older_split_is_refused_with_the_command_that_relabels_it(tmp_path):

@@ -186,6 +186,30 @@ def test_batched_stage1_equals_fourteen_separate_vaes_outputs_and_gradients():
                 assert torch.allclose(gl.bias.grad[j], m.bias.grad, rtol=1e-4, atol=1e-7)
 
 
+def test_bf16_products_change_the_loss_and_gradients_by_rounding_only():
+    """The VAEs' bfloat16 products (``VaeConfig.bf16``, while training only): the same loss terms and gradient
+    directions as float32 up to bf16 rounding; evaluation (``eval()``) stays exactly float32."""
+    model, _, params = _per_token_reference(6, 4)
+    half = vae.ParamVAE(model.spec, dataclasses.replace(model.cfg, bf16=True))
+    half.load_state_dict(model.state_dict())
+    terms = []
+    for m in (model, half):
+        torch.manual_seed(7)
+        t = m.loss(params, torch.Generator().manual_seed(1))
+        t[0].backward()
+        terms.append(t)
+        assert all(v.dtype == torch.float32 for v in t)
+    for a, b in zip(*terms):
+        assert torch.allclose(a, b, rtol=0.05, atol=1e-4), (a, b)
+    assert not torch.equal(terms[0][1], terms[1][1])                 # the products did run in bfloat16
+    for p32, p16 in zip(model.parameters(), half.parameters()):
+        cos = torch.nn.functional.cosine_similarity(p32.grad.flatten(), p16.grad.flatten(), dim=0)
+        assert cos > 0.98, cos
+    half.eval()
+    model.eval()
+    assert torch.equal(half.encode(params)[0], model.encode(params)[0])
+
+
 def test_batched_stage1_trains_like_separate_vaes():
     """A few Adam steps of the batched model and of the 14 separate VAEs end at the same weights."""
     model, tokens, params = _per_token_reference(8, 5)

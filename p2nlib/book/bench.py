@@ -161,18 +161,24 @@ def bench_stages(profile: str = "small", device: str = "auto", repeats: int = 10
     peak = sgemm_peak(device=dev)
     out: dict = {"device": str(dev), "sgemm peak GFLOP/s (1024^2, this run)": peak}
 
-    # stage 1: the same 14 VAEs (same initial weights) batched by token shape, and one at a time
+    # stage 1: the same 14 VAEs (same initial weights) batched by token shape, and one at a time, in float32;
+    # then batched with the profile's bfloat16 products (when it sets them), all at the profile's batch
     spec, cfg = nerf.NerfSpec.from_profile(prof), vae.VaeConfig.from_profile(prof)
+    out["stage 1 batch"] = cfg.batch
     params = {k: v.to(dev) for k, v in nerf.init_params(spec, cfg.batch, "random", 0).items()}
     torch.manual_seed(0)
-    model = vae.ParamVAE(spec, cfg)
+    model = vae.ParamVAE(spec, dataclasses.replace(cfg, bf16=False))
     model.set_stats(params)
-    model.to(dev)
+    model.to(dev).train()
+    half = vae.ParamVAE(spec, cfg).to(dev).train()
+    half.load_state_dict(model.state_dict())
     tokens = torch.nn.ModuleList(model.token_vaes()).to(dev)
     gen = torch.Generator().manual_seed(0)
-    for name, mod, loss_fn in (("batched by token shape", model, lambda: model.loss(params, gen)[0]),
-                               ("one VAE at a time", tokens,
-                                lambda: vae.per_token_loss(model, list(tokens), params, gen)[0])):
+    variants = [("batched by token shape", model, lambda: model.loss(params, gen)[0]),
+                ("one VAE at a time", tokens, lambda: vae.per_token_loss(model, list(tokens), params, gen)[0])]
+    if cfg.bf16:
+        variants.append(("batched, bf16 products", half, lambda: half.loss(params, gen)[0]))
+    for name, mod, loss_fn in variants:
         opt = torch.optim.Adam(mod.parameters(), lr=cfg.lr, fused=dev.type in ("cpu", "cuda"))
 
         def step(loss_fn=loss_fn, opt=opt):

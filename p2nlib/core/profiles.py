@@ -85,6 +85,8 @@ class Profile:
     sds_max_epochs: int            # iteration cap of the SDS baselines, in convergence-test epochs
     # speed levers that keep the recipe (measured in make bench and 01_dataset)
     fit_bf16: bool = False         # the NeRF MLP's products in bfloat16 while fitting (ours; float32 = the paper's)
+    vae_bf16: bool = False         # the VAEs' products in bfloat16 while training (ours)
+    vae_batch: int = 32            # VAE batch; the learning rate is 1e-3 × sqrt(vae_batch / 32)
     # the SDS baselines' convergence test (ours: a test on each epoch's mean weights, with a cap at least
     # 10× its earliest possible convergence, so a 3-5× speed-up can be measured; the CLIP ablation keeps opt_*)
     sds_epoch_iters: int = 25      # iterations per test epoch
@@ -92,6 +94,9 @@ class Profile:
     sds_average: bool = False      # the test reads each epoch's mean weights (False: the raw weights, the paper's)
     sds_scratch: str = "template"  # S of the SDS baselines: "blob" (DreamFusion's start) or "template"
     sds_anneal: tuple = ()         # (t_end, iterations): SDS's largest timestep falls to t_end over them (ours)
+    # the key stage-1/2 claims are measured over this many train/validation/test splits of the same NeRFs
+    # (split seed 0 is the book's split; 07 retrains stages 1 and 2 on each other one)
+    split_seeds: int = 3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,7 +110,7 @@ _SMALL = Profile(
     clip_model="small", clip_embed_dim=128, clip_image_size=48, clip_objects_per_category=32,
     clip_eval_objects=8, clip_views=6, clip_steps=1000, clip_batch=64, clip_lr=1e-3, cache_views=8,
     vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,
-    vae_param_weight=1.0, vae_function_weight=100.0,
+    vae_param_weight=1.0, vae_function_weight=100.0, vae_bf16=True, vae_batch=64,
     opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
     opt_max_epochs=24, opt_check_views=4, opt_seeds=3, eval_views=8,
     align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
@@ -124,14 +129,14 @@ PROFILES: dict[str, Profile] = {
         clip_model="small", clip_embed_dim=32, clip_image_size=32, clip_objects_per_category=3,
         clip_eval_objects=2, clip_views=2, clip_steps=20, clip_batch=16, clip_lr=1e-3, cache_views=2,
         vae_hidden=64, vae_epochs=5, vae_beta=1e-3, align_d_model=32, align_layers=1, align_epochs=5,
-        vae_param_weight=1.0, vae_function_weight=100.0,
+        vae_param_weight=1.0, vae_function_weight=100.0, vae_bf16=True,
         opt_size=12, opt_samples=12, opt_views=1, opt_lr=3e-3, opt_epoch_iters=5, opt_eps=1e-4, opt_k=2,
         opt_max_epochs=4, opt_check_views=2, opt_seeds=2, eval_views=4,
         align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
         prior_size=16, prior_channels=(16, 16, 32), text_prior_channels=(16, 16, 32), prior_steps=4,
         prior_batch=8, prior_lr=1e-3,
         sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=10,
-        sds_epoch_iters=2, sds_k=1, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 6),
+        sds_epoch_iters=2, sds_k=1, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 6), split_seeds=2,
     ),
     "small": _SMALL,
     # the small book on one GPU: only what makes its stand-ins strong enough to test the paper changes

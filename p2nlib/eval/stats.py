@@ -49,3 +49,18 @@ def bootstrap(stat: Callable[..., float], *arrays: np.ndarray, n_boot: int = 200
         out[b] = stat(*[a[rows[:, None], cols] for a in arrays])
     lo, hi = np.quantile(out, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def t_interval(values, level: float = 0.95) -> tuple[float, tuple[float, float]]:
+    """Mean of a few independent repeats (e.g. one value per dataset split) and its Student-t interval.
+
+    With 3 repeats the interval is the mean ± 4.30 standard errors: wide, as it should be for so few. Needs at
+    least two finite values."""
+    from scipy import stats as st
+
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or x.size < 2 or not np.isfinite(x).all():
+        raise ValueError(f"t_interval needs at least two finite values, got {values!r}")
+    mean, sem = float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size))
+    half = float(st.t.ppf((1 + level) / 2, x.size - 1)) * sem
+    return mean, (mean - half, mean + half)
