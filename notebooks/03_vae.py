@@ -32,7 +32,11 @@
 # the six hidden biases) are computed together, one batched product per layer
 # (`p2nlib.generate.vae.TokenGroupVAE`): the same initial weights and the same maths as 14 separate
 # modules (a test compares outputs and gradients), 5 products per layer instead of 14. `make bench`
-# times both layouts.
+# times both layouts. Two speed choices of ours, profile fields: the VAEs' products run in bfloat16
+# while training (`vae_bf16`; weights, losses and Adam stay float32, evaluation is float32) and the
+# batch is 64 with the learning rate scaled by √2 (`vae_batch`). Measured on this dataset against
+# float32 at batch 32: 57 s instead of 96 s, validation reconstruction 21.28 vs 21.35 dB, test 22.38
+# vs 22.53 dB.
 
 # %% tags=["parameters"]
 import os
