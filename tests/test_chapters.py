@@ -158,4 +158,11 @@ def test_in_distribution_steps_return_what_the_tables_and_claims_take(pipe, tiny
     assert mv["row_labels"][2:] == list(prompts) and mv["images"].shape[0] == 4 * 8
     assert torch.equal(gen.params(X.multiview_scenes(2)[:1])["l0.weight"],
                        gen.gen_test["l0.weight"][[X.test_idx.index(X.multiview_scenes(2)[0])]])
-    assert _recorded(verdicts.id_claims(X, gen, sub, text, txt)) == ID_CLAIMS
+    recs = verdicts.id_claims(X, gen, sub, text, txt)
+    assert _recorded(recs) == ID_CLAIMS
+    # the baselines' means over scenes or prompts × seeds carry their bootstrap interval and n
+    recs = {r["id"]: r for r in recs}
+    for cid, n in (("id.image.sim_baseline", len(img.subset)), ("id.text.sim_baseline_budget", len(prompts)),
+                   ("id.text.sim_baseline_converged", len(prompts))):
+        lo, hi = recs[cid]["ci95"]
+        assert recs[cid]["n"] == n * len(X.seeds) and lo - 1e-4 <= recs[cid]["value"] <= hi + 1e-4

@@ -31,9 +31,14 @@ def id_claims(chapter: InDistribution, gen: GenerationScores, sub: SubsetScores,
     sim_base = [sub.baseline[("converged", s)]["similarity"] for s in seeds]
     fd_base = [sub.baseline[("converged", s)]["frechet"] for s in seeds]
     psnr_base = np.mean([sub.baseline[("converged", s)]["psnr"] for s in seeds])
+    # (scenes, seeds) of the image baseline's similarity at convergence, for its interval
+    sim_base_runs = np.stack([np.asarray(sub.baseline[("converged", s)]["similarity_per_object"], dtype=float)
+                              for s in seeds], axis=1)
     t = baseline.table()
     conv = t.groupby("prompt").sim_converged.mean()
     bud = t.groupby("prompt")[f"sim_at_{baseline.budget}"].mean()
+    conv_runs = t.pivot(index="prompt", columns="seed", values="sim_converged").to_numpy(float)
+    bud_runs = t.pivot(index="prompt", columns="seed", values=f"sim_at_{baseline.budget}").to_numpy(float)
     speed = float(t.seconds_converged.median() / np.median([g.seconds for g in text.generations]))
     fd_name = sc["test"]["metric"]
     return _named(chapter, [
@@ -52,19 +57,27 @@ def id_claims(chapter: InDistribution, gen: GenerationScores, sub: SubsetScores,
              note=f"{fd_name}; ours on the test subset, where the image baseline also ran (the baseline: mean of "
                   f"{len(seeds)} seeds); on the whole test split ours is {sc['test']['frechet']:.3f}"),
         dict(id="id.image.sim_baseline", value=round(float(np.mean(sim_base)), 4),
+             **_mean_interval(sim_base_runs, chapter.seed),
              refs={"ours on the subset": round(sub.ours["similarity"], 4)},
              note=f"image baseline ({chapter.guidance_name}) at convergence, mean of {len(seeds)} seeds "
                   f"(best {max(sim_base):.3f}), PSNR {psnr_base:.2f} dB vs ours {sub.ours['psnr']:.2f} dB"),
         dict(id="id.text.sim_ours", value=round(float(text.similarity.mean()), 4),
              refs={"text baseline at convergence": round(float(conv.mean()), 4)},
              note=f"mean over {len(text.prompts)} prompts; the text baseline: {chapter.guidance_name}"),
-        dict(id="id.text.sim_baseline_budget", value=round(float(bud.mean()), 4),
+        dict(id="id.text.sim_baseline_budget", value=round(float(bud.mean()), 4), **_mean_interval(bud_runs, chapter.seed),
              note=f"at {baseline.budget} iterations, mean over prompts and seeds"),
         dict(id="id.text.sim_baseline_converged", value=round(float(conv.mean()), 4),
+             **_mean_interval(conv_runs, chapter.seed),
              note=f"{int(t.converged.sum())}/{len(t)} runs converged within the cap"),
         dict(id="id.text.speedup_wall_time", value=round(speed, 1),
              note="median baseline wall time to convergence / median ours (prompt → parameters)"),
     ])
+
+
+def _mean_interval(runs: np.ndarray, seed: int) -> dict:
+    """``ci95`` and ``n`` of the mean of a baseline's (prompts or scenes, seeds) runs: the two-level bootstrap."""
+    ci = stats.bootstrap(lambda a: float(np.mean(a)), runs, seed=seed)
+    return {"ci95": [round(ci[0], 4), round(ci[1], 4)], "n": int(runs.size)}
 
 
 def _speedup(chapter: OutOfDistribution, res: OODResults, column: str, other: str = "S",
