@@ -177,7 +177,7 @@ rec_splits = [
     claims.record("splits.id_image_sim_test", **over_splits("generation test similarity", 4),
                   refs={"train split": round(train_sim, 4)},
                   note=f"per split {per_split('generation test similarity', 3)}; train split (up to "
-                       f"{P.eval_train_cap} scenes) {per_split('generation train similarity', 3)}; retrieval "
+                       f"{P.eval_train_cap} scenes spread over the categories) {per_split('generation train similarity', 3)}; retrieval "
                        f"{per_split('retrieval test similarity', 3)}"),
     claims.record("splits.sim_ratio_to_retrieval", **over_splits("ours / retrieval", 3),
                   note=f"per split {per_split('ours / retrieval', 3)}"),

@@ -246,3 +246,12 @@ def test_the_tiny_dataset_has_disjoint_train_validation_and_test_splits(tiny_art
     tr, va, te = (set(ds.indices(s)) for s in ("train", "val", "test"))
     assert tr and va and te and not (tr & va) and not (tr & te) and not (va & te)
     assert tr | va | te == set(range(len(ds.objects)))
+
+
+def test_train_subsets_for_evaluation_keep_every_category():
+    from p2nlib.eval import stages
+
+    idx = list(range(192))                      # category-major: 24 scenes of each of 8 categories
+    sub = stages.spread(idx, 64)
+    assert len(sub) == 64 and {i // 24 for i in sub} == set(range(8))
+    assert stages.spread(idx[:10], 64) == idx[:10]

@@ -31,6 +31,13 @@ def render_psnrs(params, ds, p: Profile, idx: list[int]) -> dict[str, float]:
             "original NeRF vs ground truth (dB)": fit.psnr(orig, gt, dims).mean().item()}
 
 
+def spread(idx: list[int], cap: int) -> list[int]:
+    """At most ``cap`` of ``idx``, evenly spaced through it. The dataset is ordered by category, so a prefix
+    ``idx[:cap]`` would hold the first categories only; every k-th scene keeps them all."""
+    step = max(1, -(-len(idx) // cap))
+    return list(idx[::step])
+
+
 def vae_reconstruction_table(model, ds, p: Profile, splits: dict[str, list[int]]) -> pd.DataFrame:
     """Parameter MSE and render PSNRs of VAE reconstructions per split (at most `p.eval_train_cap` scenes each)."""
     rows = {}

@@ -220,7 +220,7 @@ def run(p: Profile, ds, encoder, cache: torch.Tensor, device="cpu", seed: int = 
         model, seconds, idx = train_variant(v, p, vds, device, seed, book=book if vds is ds else None)
         rec_test = reconstruction(model, vds, p, test_idx)
         rec_val = reconstruction(model, vds, p, val_idx) if val_idx else {"PSNR vs ground truth (dB)": float("nan")}
-        rec_train = reconstruction(model, vds, p, idx[:p.eval_train_cap])
+        rec_train = reconstruction(model, vds, p, stages.spread(idx, p.eval_train_cap))
         row = {"variant": v.name, "lever": v.lever, "recipe": model.cfg.recipe, "train NeRFs": len(idx),
                "fit held-out PSNR (dB)": sum(vds.objects[i]["psnr_heldout"] for i in idx) / len(idx),
                "distance to template": float(fit.template_distance(vds.select(idx), vds.spec).mean()),
@@ -249,7 +249,7 @@ def split_study(p: Profile, ds, encoder, cache: torch.Tensor, device="cpu", seed
     and stage 2 are trained from scratch on its train split with training seed ``seed + split seed``, then
     measured on its test split by the protocol of :func:`generation` (the prompt view of 05, the evaluation
     poses): reconstruction PSNR, generation PSNR and CLIP similarity on test and on (up to
-    ``eval_train_cap``) train scenes, and retrieval (the fitted NeRF of the nearest training scene by CLIP
+    ``eval_train_cap``, spread over the categories) train scenes, and retrieval (the fitted NeRF of the nearest training scene by CLIP
     image embedding) on test. One row per split."""
     from tqdm.auto import tqdm
 
@@ -262,7 +262,7 @@ def split_study(p: Profile, ds, encoder, cache: torch.Tensor, device="cpu", seed
         model, seconds, idx = train_variant(adopted, p, sds, device, seed + k, book=book if k == 0 else None)
         aligner, a_seconds = train_aligner(model, p, sds, cache, idx, device, seed + k)
         test = generation(model, aligner, encoder, sds, p, test_idx)
-        train = generation(model, aligner, encoder, sds, p, idx[:p.eval_train_cap])
+        train = generation(model, aligner, encoder, sds, p, stages.spread(idx, p.eval_train_cap))
         objs = sds.world_objects(test_idx)
         near, _ = ev.nearest_train_scenes(cache, encoder.encode_images(ev.prompt_images(objs, p)), idx)
         views = ev.render_views(sds.select(near), sds.spec, p, p.eval_views)
