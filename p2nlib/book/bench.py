@@ -170,13 +170,13 @@ def bench_stages(profile: str = "small", device: str = "auto", repeats: int = 10
     model = vae.ParamVAE(spec, dataclasses.replace(cfg, bf16=False))
     model.set_stats(params)
     model.to(dev).train()
-    half = vae.ParamVAE(spec, cfg).to(dev).train()
-    half.load_state_dict(model.state_dict())
     tokens = torch.nn.ModuleList(model.token_vaes()).to(dev)
     gen = torch.Generator().manual_seed(0)
     variants = [("batched by token shape", model, lambda: model.loss(params, gen)[0]),
                 ("one VAE at a time", tokens, lambda: vae.per_token_loss(model, list(tokens), params, gen)[0])]
     if cfg.bf16:
+        half = vae.ParamVAE(spec, cfg).to(dev).train()
+        half.load_state_dict(model.state_dict())
         variants.append(("batched, bf16 products", half, lambda: half.loss(params, gen)[0]))
     for name, mod, loss_fn in variants:
         opt = torch.optim.Adam(mod.parameters(), lr=cfg.lr, fused=dev.type in ("cpu", "cuda"))
