@@ -96,10 +96,10 @@ plots.savefig(fig, "04_alignment_curves")
 
 # %%
 rows = {}
-for split, idx in (("train", train_idx[:P.eval_train_cap]), ("test", test_idx)):
+for split, idx in (("train", stages.spread(train_idx, P.eval_train_cap)), ("test", test_idx)):
     gen = stages.generate_from_views(model, stage1, emb[idx], view=0)
     rows[split] = {"scenes": len(idx), **stages.render_psnrs(gen, ds, P, idx)}
-for split, idx in (("train, plain teacher forcing", train_idx[:P.eval_train_cap]),
+for split, idx in (("train, plain teacher forcing", stages.spread(train_idx, P.eval_train_cap)),
                    ("test, plain teacher forcing", test_idx)):
     gen = stages.generate_from_views(plain, stage1, emb[idx], view=0)
     rows[split] = {"scenes": len(idx), **stages.render_psnrs(gen, ds, P, idx)}

@@ -1,4 +1,6 @@
 """Metrics on cases with known answers, the convergence test, and the batched per-prompt optimiser."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -118,3 +120,40 @@ def test_optimizer_drops_converged_runs_and_reports_the_rest(encoder):
     assert not torch.equal(res.params["l6.bias"][0], init["l6.bias"][0])
     with pytest.raises(ValueError, match="2 runs need 2 seeds"):
         optimize.optimize(init, guid, spec, cfg, seeds=[0], targets=guid.targets, encoder=encoder, progress=False)
+
+
+def test_bf16_optimisation_keeps_the_gradient_and_logs_in_float32(encoder):
+    """``OptimConfig.bf16`` (ours): the products run in bfloat16 while optimising, the SDS/CLIP gradient stays that of
+    float32 (the same noise, the same views), and the convergence test's check renders and logs are float32: the
+    logs at the start (before any step) are identical."""
+    from p2nlib.baselines import sds
+    from p2nlib.data import cameras
+    from p2nlib.priors import models
+
+    assert optimize.OptimConfig.from_profile(get_profile("small")).bf16
+    assert not optimize.OptimConfig.from_profile(get_profile("paper")).bf16
+    spec = nerf.NerfSpec.from_profile(TINY)
+    torch.manual_seed(0)
+    prior = models.TextPrior(models.PriorConfig(size=8, channels=(16, 16, 32)), encoder.embed_dim).eval()
+    emb = encoder.encode_text(["a chair", "a red mug"])
+    init = optimize.stack_inits(optimize.blob_init(spec, 1, steps=50), nerf.init_params(spec, 1, "random", seed=3))
+    c2w = cameras.orbit([30.0, 200.0], [20.0, 35.0]).reshape(2, 1, 4, 4)
+    for guide_of in (lambda: sds.TextSDSGuidance(prior, emb, scale=5.0, seed=1), lambda: guidance.TextGuidance(encoder, emb)):
+        grads = []
+        for bf16 in (False, True):
+            p = {k: v.clone().requires_grad_(True) for k, v in init.items()}
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = guide_of().loss(optimize._render_fn(p, spec, 8, bf16), c2w, 8, torch.arange(2))
+            loss.float().sum().backward()
+            grads.append(nerf.flatten({k: v.grad for k, v in p.items()}))
+        assert torch.nn.functional.cosine_similarity(*grads, dim=1).min() > 0.95
+
+    cfg = optimize.OptimConfig(size=8, samples=8, views=1, lr=1e-2, epoch_iters=2, eps=1e9, k=1, max_epochs=2,
+                               check_views=2, check_size=8)
+    runs = {bf16: optimize.optimize(init, guidance.TextGuidance(encoder, emb), spec, dataclasses.replace(cfg, bf16=bf16),
+                                    seeds=[0, 1], targets=emb, encoder=encoder, progress=False)
+            for bf16 in (False, True)}
+    assert runs[True].config.bf16 and not runs[False].config.bf16
+    assert [s[0] for s in runs[True].similarity] == [s[0] for s in runs[False].similarity]
+    assert torch.equal(runs[True].snapshots[:, 0], runs[False].snapshots[:, 0])
+    assert all(torch.isfinite(res.params["l0.weight"]).all() for res in runs.values())

@@ -149,3 +149,40 @@ def test_bf16_products_follow_the_float32_network():
     # float32 (the paper's) keeps the config, and so the datasets' fingerprints, it always had
     assert "bf16" not in cfg.to_dict() and dataclasses.replace(cfg, bf16=True).to_dict()["bf16"] is True
     assert fit.FitConfig.from_profile(PROFILES["small"]).bf16 == PROFILES["small"].fit_bf16
+
+
+def test_reference_renders_are_memoised_exactly_and_bounded():
+    """Evaluation references (ground truth, a dataset's own NeRFs) render once per process; a hit equals a new
+    render exactly, is a copy, follows a refitted dataset's checksum, and the memo stays within its bytes."""
+    from types import SimpleNamespace
+
+    from p2nlib.data import fit, world
+    from p2nlib.eval import views
+
+    objs = [world.make_object("chair", 0), world.make_object("mug", 1)]
+    poses = views.eval_poses(2)
+    memo, views.MEMO = views.MEMO, views.RenderMemo()
+    try:
+        first = views.ground_truth(objs, poses, 8, 8)
+        again = views.ground_truth(objs, poses, 8, 8)
+        assert views.MEMO.hits == 1 and torch.equal(first, again)
+        assert torch.equal(first, fit.render_ground_truth(objs, poses, 8, 8))
+        again.zero_()                                             # a hit is a copy: the memo is not changed
+        assert torch.equal(views.ground_truth(objs, poses, 8, 8), first)
+
+        spec = nerf.NerfSpec(width=16, freqs=2)
+        params = nerf.init_params(spec, 3, "random", seed=1)
+        ds = SimpleNamespace(spec=spec, manifest={"checksums": {"params.safetensors": "a"}},
+                             select=lambda idx: {k: v[idx] for k, v in params.items()})
+        r = views.dataset_renders(ds, [0, 2], poses, 8, 8)
+        assert torch.equal(r, fit.render_nerfs(ds.select([0, 2]), spec, poses, 8, 8))
+        params = {k: v * 2 for k, v in params.items()}
+        ds.manifest = {"checksums": {"params.safetensors": "b"}}  # a refitted dataset: rendered anew
+        assert not torch.equal(views.dataset_renders(ds, [0, 2], poses, 8, 8), r)
+
+        views.MEMO = views.RenderMemo(max_bytes=first.numel() * first.element_size())
+        views.ground_truth(objs, poses, 8, 8)
+        views.ground_truth(objs[:1], poses, 8, 8)
+        assert len(views.MEMO.entries) == 1                       # the older entry left
+    finally:
+        views.MEMO = memo

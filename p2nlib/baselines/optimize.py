@@ -54,12 +54,14 @@ class OptimConfig:
     check_size: int = 32
     elevation: tuple[float, float] = (10.0, 40.0)
     average: bool = False     # the test reads each epoch's mean weights (ours; False: the raw weights, the paper's)
+    bf16: bool = False        # the NeRF's and the guidance model's products in bfloat16 while optimising (ours; the
+                              # check renders, the CLIP logs and the test stay float32)
 
     @classmethod
     def from_profile(cls, p: Profile, **overrides) -> "OptimConfig":
         base = dict(size=p.opt_size, samples=p.opt_samples, views=p.opt_views, lr=p.opt_lr,
                     epoch_iters=p.opt_epoch_iters, eps=p.opt_eps, k=p.opt_k, max_epochs=p.opt_max_epochs,
-                    check_views=p.opt_check_views, check_size=p.image_size)
+                    check_views=p.opt_check_views, check_size=p.image_size, bf16=p.opt_bf16)
         base.update(overrides)
         return cls(**base)
 
@@ -74,7 +76,8 @@ class OptimConfig:
                 f"{self.check_size} px; converged when the mean squared pixel change < {self.eps:g} for {self.k} "
                 f"epochs in a row (at most {self.max_epochs} epochs = {self.max_epochs * self.epoch_iters} "
                 f"iterations; largest measurable speed-up {self.ceiling:g}×). Guidance renders {self.views} random view(s) per iteration at {self.size} px, "
-                f"{self.samples} samples per ray; Adam, constant lr {self.lr:g}.")
+                f"{self.samples} samples per ray; Adam, constant lr {self.lr:g}"
+                + ("; products in bfloat16 while optimising (ours; checks in float32)." if self.bf16 else "."))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -191,15 +194,16 @@ class OptimResult:
         return per_epoch * min(iteration if iteration is not None else cap, cap) / self.config.epoch_iters
 
 
-def _render_fn(params, spec: nerf.NerfSpec, samples: int):
+def _render_fn(params, spec: nerf.NerfSpec, samples: int, bf16: bool = False):
     """Differentiable renderer of the batched runs at per-run poses (b, n, 4, 4). Samples are not
-    jittered, so a run's trajectory depends only on its own seed, not on the rest of the batch."""
+    jittered, so a run's trajectory depends only on its own seed, not on the rest of the batch.
+    ``bf16``: the MLP's products in bfloat16 (:func:`p2nlib.data.nerf.forward`)."""
     def fn(c2w: torch.Tensor, size: int):
         b, n = c2w.shape[:2]
         o, d = cameras.rays(c2w.reshape(b * n, 4, 4).cpu(), size)                 # (b*n, P, 3)
         dev = params["l0.weight"].device
         o, d = o.reshape(b, n * size * size, 3).to(dev), d.reshape(b, n * size * size, 3).to(dev)
-        rgb, opacity = render.render_rays(lambda x: nerf.forward(params, x, spec.freqs), o, d, samples)
+        rgb, opacity = render.render_rays(lambda x: nerf.forward(params, x, spec.freqs, bf16=bf16), o, d, samples)
         return rgb.reshape(b, n, size, size, 3), opacity.reshape(b, n, size, size)
     return fn
 
@@ -284,16 +288,17 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
     with frozen(encoder.model):
         for epoch in range(1, cfg.max_epochs + 1):
             t0 = time.perf_counter()
-            fn = _render_fn(params, spec, cfg.samples)
+            fn = _render_fn(params, spec, cfg.samples, cfg.bf16)
             acc = {k: torch.zeros_like(v) for k, v in params.items()} if cfg.average else None
             for _ in range(cfg.epoch_iters):
                 az = torch.stack([torch.rand(cfg.views, generator=gens[r]) for r in active.tolist()]) * 360
                 el = torch.stack([torch.rand(cfg.views, generator=gens[r]) for r in active.tolist()])
                 el = cfg.elevation[0] + (cfg.elevation[1] - cfg.elevation[0]) * el
                 c2w = cameras.orbit(az.reshape(-1), el.reshape(-1)).reshape(len(active), cfg.views, 4, 4)
-                loss = guidance.loss(fn, c2w, cfg.size, active)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    loss = guidance.loss(fn, c2w, cfg.size, active)
                 opt.zero_grad(set_to_none=True)
-                loss.sum().backward()
+                loss.float().sum().backward()
                 opt.step()
                 if acc is not None:
                     with torch.no_grad():

@@ -221,27 +221,32 @@ def bench_stages(profile: str = "small", device: str = "auto", repeats: int = 10
                 out[f"{kind} prior ({models.param_count(prior) / 1e6:.2f} M params) GFLOP/s, fp32"] = fl / sec / 1e9
         prior.to(memory_format=torch.contiguous_format)
 
-    # one text-SDS iteration: render every run at the prior's size, distil, step
+    # one text-SDS iteration: render every run at the prior's size, distil, step; in float32, and with the profile's
+    # bfloat16 products (``opt_bf16``: the NeRF's and the prior's) when it sets them
     from p2nlib.baselines import optimize, sds
 
     pcfg = models.PriorConfig.from_profile(prof, "text")
     prior = models.TextPrior(pcfg, prof.clip_embed_dim).to(dev).eval()
     runs = 24
     guide = sds.TextSDSGuidance(prior, torch.randn(runs, prof.clip_embed_dim), scale=prof.sds_text_scale)
-    p = {k: v.to(dev).requires_grad_(True) for k, v in optimize.template_init(spec, runs).items()}
-    opt = torch.optim.Adam(p.values(), lr=prof.sds_lr)
-    render_fn = optimize._render_fn(p, spec, prof.opt_samples)
     poses = torch.stack([fit.train_poses(fit.FitConfig.from_profile(prof))[:prof.opt_views]] * runs)
     idx = torch.arange(runs)
+    for bf16 in sorted({False, prof.opt_bf16}):
+        p = {k: v.to(dev).requires_grad_(True) for k, v in optimize.template_init(spec, runs).items()}
+        opt = torch.optim.Adam(p.values(), lr=prof.sds_lr)
+        render_fn = optimize._render_fn(p, spec, prof.opt_samples, bf16)
 
-    def sds_step():
-        loss = guide.loss(render_fn, poses, pcfg.size, idx).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    sec = _median_seconds(sds_step, repeats, dev)
-    out[f"text SDS iteration, {runs} runs (ms)"] = 1000 * sec
-    out[f"text SDS iteration GFLOP/s"] = _step_flops(sds_step) / sec / 1e9
+        def sds_step(render_fn=render_fn, opt=opt, bf16=bf16):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = guide.loss(render_fn, poses, pcfg.size, idx).float().sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sec = _median_seconds(sds_step, repeats, dev)
+        name = "text SDS iteration" + (", bf16 products" if bf16 else "")
+        out[f"{name}, {runs} runs (ms)"] = 1000 * sec
+        if not bf16:
+            out["text SDS iteration GFLOP/s"] = _step_flops(sds_step) / sec / 1e9
     return out
 
 

@@ -87,6 +87,8 @@ class Profile:
     fit_bf16: bool = False         # the NeRF MLP's products in bfloat16 while fitting (ours; float32 = the paper's)
     vae_bf16: bool = False         # the VAEs' products in bfloat16 while training (ours)
     vae_batch: int = 32            # VAE batch; the learning rate is 1e-3 × sqrt(vae_batch / 32)
+    opt_bf16: bool = False         # per-prompt optimisation: the NeRF's and the guidance model's products in bfloat16
+                                   # (ours); the convergence test's check renders and every logged measure stay float32
     # the SDS baselines' convergence test (ours: a test on each epoch's mean weights, with a cap at least
     # 10× its earliest possible convergence, so a 3-5× speed-up can be measured; the CLIP ablation keeps opt_*)
     sds_epoch_iters: int = 25      # iterations per test epoch
@@ -110,7 +112,7 @@ _SMALL = Profile(
     clip_model="small", clip_embed_dim=128, clip_image_size=48, clip_objects_per_category=32,
     clip_eval_objects=8, clip_views=6, clip_steps=1000, clip_batch=64, clip_lr=1e-3, cache_views=8,
     vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,
-    vae_param_weight=1.0, vae_function_weight=100.0, vae_bf16=True, vae_batch=64,
+    vae_param_weight=1.0, vae_function_weight=100.0, vae_bf16=True, vae_batch=64, opt_bf16=True,
     opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
     opt_max_epochs=24, opt_check_views=4, opt_seeds=3, eval_views=8,
     align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
@@ -129,7 +131,7 @@ PROFILES: dict[str, Profile] = {
         clip_model="small", clip_embed_dim=32, clip_image_size=32, clip_objects_per_category=3,
         clip_eval_objects=2, clip_views=2, clip_steps=20, clip_batch=16, clip_lr=1e-3, cache_views=2,
         vae_hidden=64, vae_epochs=5, vae_beta=1e-3, align_d_model=32, align_layers=1, align_epochs=5,
-        vae_param_weight=1.0, vae_function_weight=100.0, vae_bf16=True,
+        vae_param_weight=1.0, vae_function_weight=100.0, vae_bf16=True, opt_bf16=True,
         opt_size=12, opt_samples=12, opt_views=1, opt_lr=3e-3, opt_epoch_iters=5, opt_eps=1e-4, opt_k=2,
         opt_max_epochs=4, opt_check_views=2, opt_seeds=2, eval_views=4,
         align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
@@ -144,7 +146,7 @@ PROFILES: dict[str, Profile] = {
         _SMALL, name="gpu", description="one GPU, about ten minutes: the small book with stand-ins strong enough to "
                                         "test the paper (32-px priors of ~11 M parameters, 60 NeRFs per category, "
                                         "5 seeds)",
-        objects_per_category=60, fit_batch=120, ablation_objects=40, fit_bf16=False, opt_seeds=5, ood_seeds=5,
+        objects_per_category=60, fit_batch=120, ablation_objects=40, fit_bf16=False, opt_bf16=False, opt_seeds=5, ood_seeds=5,
         prior_size=32, prior_channels=(64, 128, 256), text_prior_channels=(64, 128, 256), prior_steps=3000,
         prior_batch=128, sds_max_epochs=40, sds_anneal=(0.5, 120)),
     "paper": Profile(

@@ -8,6 +8,7 @@ import torch
 
 from p2nlib.core.profiles import Profile
 from p2nlib.data import fit
+from p2nlib.eval import views
 from p2nlib.generate import vae
 
 
@@ -21,10 +22,11 @@ def render(params, spec, p: Profile, poses: torch.Tensor | None = None) -> torch
 
 
 def render_psnrs(params, ds, p: Profile, idx: list[int]) -> dict[str, float]:
-    """Mean PSNR of NeRFs ``params`` (for objects ``idx``) against the original NeRFs and the ground truth."""
-    ours = render(params, ds.spec, p)
-    orig = render(ds.select(idx), ds.spec, p)
-    gt = fit.render_ground_truth(ds.world_objects(idx), _poses(p), p.image_size, p.samples_per_ray)
+    """Mean PSNR of NeRFs ``params`` (for objects ``idx``) against the original NeRFs and the ground truth (both
+    rendered once per process: :data:`p2nlib.eval.views.MEMO`)."""
+    ours = render(params, ds.spec, p).cpu()
+    orig = views.dataset_renders(ds, idx, _poses(p), p.image_size, p.samples_per_ray)
+    gt = views.ground_truth(ds.world_objects(idx), _poses(p), p.image_size, p.samples_per_ray)
     dims = (1, 2, 3, 4)
     return {"PSNR vs original NeRF (dB)": fit.psnr(ours, orig, dims).mean().item(),
             "PSNR vs ground truth (dB)": fit.psnr(ours, gt, dims).mean().item(),
@@ -39,10 +41,11 @@ def spread(idx: list[int], cap: int) -> list[int]:
 
 
 def vae_reconstruction_table(model, ds, p: Profile, splits: dict[str, list[int]]) -> pd.DataFrame:
-    """Parameter MSE and render PSNRs of VAE reconstructions per split (at most `p.eval_train_cap` scenes each)."""
+    """Parameter MSE and render PSNRs of VAE reconstructions per split (at most `p.eval_train_cap` scenes each,
+    spread over every category: :func:`spread`)."""
     rows = {}
     for name, idx in splits.items():
-        idx = idx[:p.eval_train_cap]
+        idx = spread(idx, p.eval_train_cap)
         params = ds.select(idx)
         rec = vae.reconstruct(model, params)
         rows[name] = {"objects": len(idx), "parameter MSE (normalised)": vae.param_mse(model, params),

@@ -3,6 +3,8 @@ prompt images, evaluation poses and renders, image-prompt metrics, out-of-distri
 and the nearest training scene of an embedding."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 
 from p2nlib.core.errors import InputError
@@ -33,8 +35,52 @@ def render_views(params, spec: nerf.NerfSpec, p: Profile, n: int, size: int | No
     return fit.render_nerfs(params, spec, eval_poses(n), size or p.image_size, p.samples_per_ray).cpu()
 
 
+class RenderMemo:
+    """Evaluation renders that cannot change within a process, kept by what determines them: ground truth of
+    world objects, and renders of a dataset's own fitted NeRFs. The studies measure many models against the same
+    scenes; each reference is rendered once. Rendering is deterministic, so a hit is exactly what a new render
+    would give. Least recently used entries leave first beyond ``max_bytes``; hits are copies."""
+
+    def __init__(self, max_bytes: int = 256 << 20):
+        self.max_bytes, self.entries, self.hits = max_bytes, OrderedDict(), 0
+
+    def get(self, key: tuple, make) -> torch.Tensor:
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            self.hits += 1
+            return self.entries[key].clone()
+        value = make().cpu()
+        self.entries[key] = value.clone()
+        while sum(v.numel() * v.element_size() for v in self.entries.values()) > self.max_bytes and len(self.entries) > 1:
+            self.entries.popitem(last=False)
+        return value
+
+
+#: the process's memo of reference renders (:func:`ground_truth`, :func:`dataset_renders`)
+MEMO = RenderMemo()
+
+
+def _pose_key(c2w: torch.Tensor) -> bytes:
+    return c2w.detach().cpu().float().contiguous().numpy().tobytes()
+
+
+def ground_truth(objects, c2w: torch.Tensor, size: int, samples: int) -> torch.Tensor:
+    """Ground-truth images (B, V, size, size, 3) of world objects at poses ``c2w``, rendered once per process."""
+    key = ("gt", tuple((o.object_id, o.parts) for o in objects), _pose_key(c2w), size, samples)
+    return MEMO.get(key, lambda: fit.render_ground_truth(objects, c2w, size, samples))
+
+
+def dataset_renders(ds, idx: list[int], c2w: torch.Tensor, size: int, samples: int) -> torch.Tensor:
+    """Renders (B, V, size, size, 3) of the dataset's own NeRFs ``idx`` at ``c2w``, rendered once per process (keyed
+    by the parameters' checksum, so a refitted dataset is rendered anew)."""
+    key = ("nerf", ds.manifest["checksums"]["params.safetensors"], tuple(int(i) for i in idx), _pose_key(c2w), size,
+           samples)
+    return MEMO.get(key, lambda: fit.render_nerfs(ds.select(idx), ds.spec, c2w, size, samples))
+
+
 def gt_views(objects, p: Profile, n: int, size: int | None = None) -> torch.Tensor:
-    return fit.render_ground_truth(objects, eval_poses(n), size or p.image_size, p.samples_per_ray).cpu()
+    """Ground-truth views (B, n, H, W, 3) of world objects at :func:`eval_poses` (rendered once per process)."""
+    return ground_truth(objects, eval_poses(n), size or p.image_size, p.samples_per_ray)
 
 
 def image_prompt_metrics(encoder, generated: torch.Tensor, truth: torch.Tensor) -> dict:
