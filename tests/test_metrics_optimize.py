@@ -122,7 +122,7 @@ def test_optimizer_drops_converged_runs_and_reports_the_rest(encoder):
         optimize.optimize(init, guid, spec, cfg, seeds=[0], targets=guid.targets, encoder=encoder, progress=False)
 
 
-def test_bf16_optimisation_keeps_the_gradient_and_logs_in_float32(encoder):
+def test_bf16_optimisation_keeps_the_gradient_and_logs_in_float32(encoder, monkeypatch):
     """``OptimConfig.bf16`` (ours): the products run in bfloat16 while optimising, the SDS/CLIP gradient stays that of
     float32 (the same noise, the same views), and the convergence test's check renders and logs are float32: the
     logs at the start (before any step) are identical."""
@@ -148,6 +148,14 @@ def test_bf16_optimisation_keeps_the_gradient_and_logs_in_float32(encoder):
             grads.append(nerf.flatten({k: v.grad for k, v in p.items()}))
         assert torch.nn.functional.cosine_similarity(*grads, dim=1).min() > 0.95
 
+    checks = []
+    real_check = optimize._check_render
+
+    def check_render(*args, **kw):                   # every check render of the test runs outside autocast
+        checks.append(torch.is_autocast_enabled("cpu"))
+        return real_check(*args, **kw)
+
+    monkeypatch.setattr(optimize, "_check_render", check_render)
     cfg = optimize.OptimConfig(size=8, samples=8, views=1, lr=1e-2, epoch_iters=2, eps=1e9, k=1, max_epochs=2,
                                check_views=2, check_size=8)
     runs = {bf16: optimize.optimize(init, guidance.TextGuidance(encoder, emb), spec, dataclasses.replace(cfg, bf16=bf16),
@@ -156,4 +164,8 @@ def test_bf16_optimisation_keeps_the_gradient_and_logs_in_float32(encoder):
     assert runs[True].config.bf16 and not runs[False].config.bf16
     assert [s[0] for s in runs[True].similarity] == [s[0] for s in runs[False].similarity]
     assert torch.equal(runs[True].snapshots[:, 0], runs[False].snapshots[:, 0])
+    assert len(checks) == 4 and not any(checks)        # start + one epoch per run set (all stop at k = 1)
+    res = runs[True]                                  # the last snapshot is a float32 render of the logged weights
+    again, _ = real_check(res.final_params, spec, cameras.turntable(2, elevation=25.0), 8, 8)
+    assert torch.equal((again[:, 0] * 255).round().to(torch.uint8), res.snapshots[:, -1])
     assert all(torch.isfinite(res.params["l0.weight"]).all() for res in runs.values())

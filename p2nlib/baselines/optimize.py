@@ -200,7 +200,8 @@ def _render_fn(params, spec: nerf.NerfSpec, samples: int, bf16: bool = False):
     ``bf16``: the MLP's products in bfloat16 (:func:`p2nlib.data.nerf.forward`)."""
     def fn(c2w: torch.Tensor, size: int):
         b, n = c2w.shape[:2]
-        o, d = cameras.rays(c2w.reshape(b * n, 4, 4).cpu(), size)                 # (b*n, P, 3)
+        with torch.autocast("cpu", enabled=False):                                 # cameras in float32 under bf16
+            o, d = cameras.rays(c2w.reshape(b * n, 4, 4).cpu().float(), size)      # (b*n, P, 3)
         dev = params["l0.weight"].device
         o, d = o.reshape(b, n * size * size, 3).to(dev), d.reshape(b, n * size * size, 3).to(dev)
         rgb, opacity = render.render_rays(lambda x: nerf.forward(params, x, spec.freqs, bf16=bf16), o, d, samples)

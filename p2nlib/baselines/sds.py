@@ -124,7 +124,8 @@ class ImageSDSGuidance(_SDS):
         rgb, _ = render_fn(poses, self.size)
         ref = ((self.ref_model[idx] + 1) / 2).permute(0, 2, 3, 1).to(rgb.device)
         photo = (rgb[:, 0] - ref).pow(2).sum((1, 2, 3))
-        rel = models.relative_camera(self.pose[idx].repeat_interleave(n, 0), c2w.reshape(b * n, 4, 4))
+        with torch.autocast("cpu", enabled=False):                  # the camera condition in float32 under bf16
+            rel = models.relative_camera(self.pose[idx].repeat_interleave(n, 0), c2w.reshape(b * n, 4, 4).float())
         cond = (self.ref_model[idx].repeat_interleave(n, 0).to(rgb.device),
                 models.camera_encoding(rel).to(rgb.device))
         sds = self.sds(rgb[:, 1:].reshape(b * n, *rgb.shape[2:]), cond).reshape(b, n).mean(1)

@@ -50,6 +50,8 @@ class RenderMemo:
             self.hits += 1
             return self.entries[key].clone()
         value = make().cpu()
+        if value.numel() * value.element_size() > self.max_bytes:     # too large to keep: not stored
+            return value
         self.entries[key] = value.clone()
         while sum(v.numel() * v.element_size() for v in self.entries.values()) > self.max_bytes and len(self.entries) > 1:
             self.entries.popitem(last=False)

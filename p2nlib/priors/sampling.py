@@ -28,8 +28,8 @@ def guided_eps(model, x_t: torch.Tensor, t: torch.Tensor, cond: tuple, scale: fl
     """Classifier-free guided noise prediction: eps_u + scale (eps_c - eps_u), in one batched call."""
     b = x_t.shape[0]
     drop = torch.cat([torch.zeros(b, dtype=torch.bool), torch.ones(b, dtype=torch.bool)]).to(x_t.device)
-    eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), *(torch.cat([c, c]) for c in cond), drop=drop)
-    e_c, e_u = eps.chunk(2)
+    eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), *(torch.cat([c, c]) for c in cond), drop=drop).float()
+    e_c, e_u = eps.chunk(2)                  # combined in float32 (under bf16 autocast the scale would amplify rounding)
     return e_u + scale * (e_c - e_u)
 
 
