@@ -186,3 +186,21 @@ def test_reference_renders_are_memoised_exactly_and_bounded():
         assert len(views.MEMO.entries) == 1                       # the older entry left
     finally:
         views.MEMO = memo
+
+
+def test_nerf_renders_do_not_depend_on_the_chunk_size(monkeypatch):
+    """CPU NeRF renders go in cache-sized chunks (``fit.NERF_CPU_CHUNK``); the chunk only bounds how many points are
+    evaluated at once, so any chunk size gives the same images, and the optimiser's checks are those renders."""
+    from p2nlib.baselines import optimize
+
+    spec = nerf.NerfSpec(width=16, freqs=2)
+    params = nerf.init_params(spec, 3, "random", seed=2)
+    poses = cameras.turntable(2, elevation=25.0)
+    shots = {}
+    for chunk in (1 << 9, 1 << 12, 1 << 18):
+        monkeypatch.setattr(fit, "NERF_CPU_CHUNK", chunk)
+        shots[chunk] = fit.render_nerfs(params, spec, poses, 8, 8, opacity=True)
+    for img, alpha in shots.values():
+        assert torch.allclose(img, shots[1 << 18][0], atol=1e-6) and torch.allclose(alpha, shots[1 << 18][1], atol=1e-6)
+    check, alpha = optimize._check_render(params, spec, poses, 8, 8)
+    assert torch.allclose(check, shots[1 << 18][0], atol=1e-6) and check.shape == (3, 2, 8, 8, 3)

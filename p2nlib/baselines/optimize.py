@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from p2nlib.core.profiles import Profile
-from p2nlib.data import cameras, nerf, render
+from p2nlib.data import cameras, fit, nerf, render
 from p2nlib.baselines.guidance import frozen
 from p2nlib.eval.built import occupied_fraction
 
@@ -211,9 +211,9 @@ def _render_fn(params, spec: nerf.NerfSpec, samples: int, bf16: bool = False):
 
 @torch.no_grad()
 def _check_render(params, spec, poses: torch.Tensor, size: int, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Renders (b, V, S, S, 3) and opacities (b, V, S, S) of the batched runs at the fixed check poses."""
-    b = params["l0.weight"].shape[0]
-    return _render_fn(params, spec, samples)(poses[None].expand(b, -1, -1, -1), size)
+    """Renders (b, V, S, S, 3) and opacities (b, V, S, S) of the batched runs at the fixed check poses, in float32
+    (the evaluation renderer, in cache-sized chunks)."""
+    return fit.render_nerfs({k: v.detach() for k, v in params.items()}, spec, poses, size, samples, opacity=True)
 
 
 def _shrink(params: dict, opt: torch.optim.Adam, keep: torch.Tensor, lr: float):

@@ -27,6 +27,9 @@ from p2nlib.data import cameras, nerf, render, world
 
 VIEW_SEED_TRAIN, VIEW_SEED_HELDOUT = 1, 2
 GT_SUPERSAMPLE = 2  # ground truth uses twice the profile's samples per ray
+#: sample points per chunk of a NeRF render on the CPU (all NeRFs together): small enough that each layer's
+#: activations stay in cache. 48 NeRFs × 4 views × 32 px × 16 samples: 0.94 s against 2.3 s at 2^18, bit-identical
+NERF_CPU_CHUNK = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,9 @@ def render_nerfs(params, spec: nerf.NerfSpec, c2w: torch.Tensor, size: int, samp
     """Images (B, V, size, size, 3) of B NeRFs (and their opacities (B, V, size, size) with ``opacity``)."""
     dev = next(iter(params.values())).device
     batch = next(iter(params.values())).shape[0]
-    return render.render_images(nerf_field(params, spec), c2w, size, samples, batch, device=dev, opacity=opacity)
+    chunk = NERF_CPU_CHUNK if torch.device(dev).type == "cpu" else None
+    return render.render_images(nerf_field(params, spec), c2w, size, samples, batch, chunk=chunk, device=dev,
+                                opacity=opacity)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, dims: tuple[int, ...] | None = None) -> torch.Tensor:
