@@ -42,7 +42,7 @@ class RenderMemo:
     would give. Least recently used entries leave first beyond ``max_bytes``; hits are copies."""
 
     def __init__(self, max_bytes: int = 256 << 20):
-        self.max_bytes, self.entries, self.hits = max_bytes, OrderedDict(), 0
+        self.max_bytes, self.entries, self.hits, self.bytes = max_bytes, OrderedDict(), 0, 0
 
     def get(self, key: tuple, make) -> torch.Tensor:
         if key in self.entries:
@@ -50,11 +50,13 @@ class RenderMemo:
             self.hits += 1
             return self.entries[key].clone()
         value = make().cpu()
-        if value.numel() * value.element_size() > self.max_bytes:     # too large to keep: not stored
+        size = value.numel() * value.element_size()
+        if size > self.max_bytes:                                      # too large to keep: not stored
             return value
-        self.entries[key] = value.clone()
-        while sum(v.numel() * v.element_size() for v in self.entries.values()) > self.max_bytes and len(self.entries) > 1:
-            self.entries.popitem(last=False)
+        self.entries[key], self.bytes = value.clone(), self.bytes + size
+        while self.bytes > self.max_bytes:
+            _, old = self.entries.popitem(last=False)
+            self.bytes -= old.numel() * old.element_size()
         return value
 
 
