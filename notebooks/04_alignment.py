@@ -71,14 +71,16 @@ cfg = align.AlignConfig.from_profile(P)
 emb = cache.image
 model, info = align.train(emb[train_idx], latents[train_idx], cfg, device=ctx.device, seed=seed,
                           val=(emb[val_idx], latents[val_idx]))
-align.save(model, P, align.provenance(ds, cache, stage1))
+align.save(model, P, align.provenance(ds, cache, stage1),       # 07's study reuses it (same config, scenes, seed)
+           trained={"train": train_idx, "seed": seed, "seconds": info["seconds"]})
 fixed, info_fixed = align.train(emb[train_idx], latents[train_idx], cfg, device=ctx.device, seed=seed,
                                 fixed_view=True, val=(emb[val_idx], latents[val_idx]))
 align.save(fixed, P, align.provenance(ds, cache, stage1), name="align_fixed_view")
 plain, info_plain = align.train(emb[train_idx], latents[train_idx], dataclasses.replace(cfg, token_dropout=0.0),
                                device=ctx.device, seed=seed, val=(emb[val_idx], latents[val_idx]))
-print(f"random-view model {info['seconds']:.0f} s, fixed-view model {info_fixed['seconds']:.0f} s, "
-      f"plain teacher forcing {info_plain['seconds']:.0f} s; config {cfg}")
+print(f"training: random-view model {info['seconds']:.0f} s, fixed-view model {info_fixed['seconds']:.0f} s, "
+      f"plain teacher forcing {info_plain['seconds']:.0f} s (each + {info['val_seconds']:.0f} s decoding the "
+      f"validation split every epoch); config {cfg}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.2))

@@ -255,3 +255,38 @@ def test_train_subsets_for_evaluation_keep_every_category():
     sub = stages.spread(idx, 64)
     assert len(sub) == 64 and {i // 24 for i in sub} == set(range(8))
     assert stages.spread(idx[:10], 64) == idx[:10]
+
+
+def test_the_study_reuses_chapter_04s_aligner_only_when_it_is_the_same_training(tiny_parts, tmp_path, monkeypatch):
+    """Validation decoding draws no random numbers, so 04's aligner (trained with it) has exactly the weights the
+    study would train without it; the study takes it only for the same VAE, embeddings, scenes and seed."""
+    from p2nlib.core.profiles import get_profile
+    from p2nlib.generate import study
+
+    root, ds, cache = tiny_parts
+    shutil.copytree(root, tmp_path / "artifacts", dirs_exist_ok=True)
+    monkeypatch.setenv("P2N_ARTIFACTS", str(tmp_path / "artifacts"))
+    P = get_profile("tiny")
+    stage1 = vae.load(P, ds)
+    idx, val = ds.indices("train"), ds.indices("val")
+    with torch.no_grad():
+        lat, _ = stage1.encode(ds.params)
+    cfg = align.AlignConfig.from_profile(P)
+    with_val, info = align.train(cache.image[idx], lat[idx], cfg, seed=0, progress=False,
+                                 val=(cache.image[val], lat[val]))
+    without_val, _ = align.train(cache.image[idx], lat[idx], cfg, seed=0, progress=False)
+    for a, b in zip(with_val.state_dict().values(), without_val.state_dict().values()):
+        assert torch.equal(a, b)
+    assert info["seconds"] > 0 and info["val_seconds"] > 0
+    align.save(with_val, P, align.provenance(ds, cache, stage1),
+               trained={"train": idx, "seed": 0, "seconds": info["seconds"]})
+
+    reused, seconds = study.train_aligner(stage1, P, ds, cache.image, idx, seed=0)
+    assert seconds == info["seconds"]
+    for a, b in zip(reused.state_dict().values(), with_val.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not any((tmp_path / "artifacts" / "tiny" / "study").glob("align-*"))   # nothing trained
+
+    _, seconds = study.train_aligner(stage1, P, ds, cache.image, idx, seed=1)      # another seed: trained anew
+    assert seconds != info["seconds"] and len(list((tmp_path / "artifacts" / "tiny" / "study").glob("align-*"))) == 2
+    assert study.book_aligner(P, ds, stage1, cache.image + 1) is None            # other embeddings: not 04's

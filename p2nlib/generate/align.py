@@ -65,6 +65,7 @@ class Aligner(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.latent_dim)
         self.register_buffer("lat_mean", torch.zeros(NUM_TOKENS, cfg.latent_dim))
         self.register_buffer("lat_std", torch.ones(NUM_TOKENS, cfg.latent_dim))
+        self.trained: dict = {}     # how it was trained (scene indices, seed, seconds), when loaded from a record
 
     def set_stats(self, latents: torch.Tensor) -> None:
         """Standardisation statistics (per token and dimension) from the training latents (N, 14, D)."""
@@ -121,7 +122,7 @@ def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, devi
     N, V = image_emb.shape[:2]
     image_emb, latents = image_emb.to(device), latents.to(device)
     hist = {"epoch": [], "loss": [], "val_loss": []}
-    t0 = time.perf_counter()
+    t0, val_seconds = time.perf_counter(), 0.0
     for epoch in tqdm(range(cfg.epochs), desc="alignment" + (" (fixed view)" if fixed_view else ""),
                       disable=not progress, mininterval=2):
         model.train()
@@ -140,30 +141,39 @@ def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, devi
         hist["epoch"].append(epoch)
         hist["loss"].append(total)
         if val is not None:
+            v0 = time.perf_counter()
             model.eval()
             with torch.no_grad():
                 ve, vl = val[0].to(device), val[1].to(device)
                 hist["val_loss"].append((model.normalise(model.generate(ve[:, 0])) - model.normalise(vl))
                                         .pow(2).mean().item())
+            val_seconds += time.perf_counter() - v0
         else:
             hist["val_loss"].append(float("nan"))
     model.eval()
-    return model.cpu(), {"history": hist, "seconds": time.perf_counter() - t0}
+    # ``seconds``: the training alone (the validation pass draws no random numbers, so the weights do not
+    # depend on it, and a model trained with or without it is the same one)
+    return model.cpu(), {"history": hist, "seconds": time.perf_counter() - t0 - val_seconds,
+                         "val_seconds": val_seconds}
 
 
 REBUILD = "make book ONLY=04"
 
 
 def provenance(dataset, embeddings, stage1) -> dict[str, str]:
-    """What an aligner is trained on: the dataset, the embedding cache and the VAE (their checksums)."""
+    """What an aligner is trained on: the dataset, the embedding cache (its manifest's checksum, and the digest
+    of its image embeddings, which is what a study compares) and the VAE (their checksums)."""
     return {"dataset": dataset.fingerprint, "embeddings": embeddings.manifest["sha256"],
-            "vae": stage1.weights_sha256}
+            "image_embeddings": artifacts.tensor_digest(embeddings.image), "vae": stage1.weights_sha256}
 
 
-def save(model: Aligner, p: Profile, inputs: dict[str, str], name: str = "align") -> Path:
-    """Save an aligner with :func:`provenance` of what it was trained on, atomically."""
+def save(model: Aligner, p: Profile, inputs: dict[str, str], name: str = "align",
+         trained: dict | None = None) -> Path:
+    """Save an aligner with :func:`provenance` of what it was trained on, atomically. ``trained``: how it was
+    trained, for reuse by :mod:`p2nlib.generate.study` (``train``: the scene indices, ``seed``, ``seconds``)."""
     folder = paths.stage_dir(p.name, "models")
-    artifacts.save_part(folder, name, model.state_dict(), profile=p.name, config=asdict(model.cfg), inputs=inputs)
+    artifacts.save_part(folder, name, model.state_dict(), profile=p.name, config=asdict(model.cfg), inputs=inputs,
+                        extra=trained)
     return folder
 
 
@@ -174,4 +184,5 @@ def load(p: Profile, inputs: dict[str, str], name: str = "align") -> Aligner:
                                         what="alignment model (notebooks/04_alignment)", rebuild=REBUILD)
     model = Aligner(AlignConfig(**record["config"]))
     model.load_state_dict(state)
+    model.trained = {k: record[k] for k in ("train", "seed", "seconds") if k in record}
     return model.eval()
