@@ -138,6 +138,23 @@ def test_prior_cache_is_reused_and_a_changed_config_retrains(tmp_path, monkeypat
     assert len(list((tmp_path / "tiny" / "priors").glob("view-*.safetensors"))) == 2
 
 
+def test_bf16_training_moves_the_prior_by_rounding_only(tmp_path, monkeypatch):
+    """``PriorConfig.bf16`` trains the UNet under bfloat16 autocast: another cache entry, float32 weights, and
+    after a few steps from the same start the weights differ from float32's by rounding, not by direction."""
+    monkeypatch.setenv("P2N_ARTIFACTS", str(tmp_path))
+    cfg = dataclasses.replace(CFG, steps=3)
+    p = PROFILES["tiny"]
+    f32 = train.text_prior(p, _Encoder(), data=toy_data(), cfg=cfg, progress=False)
+    bf = train.text_prior(p, _Encoder(), data=toy_data(), cfg=dataclasses.replace(cfg, bf16=True), progress=False)
+    assert bf.fingerprint != f32.fingerprint
+    init = train.text_prior(p, _Encoder(), data=toy_data(), cfg=dataclasses.replace(cfg, steps=0), progress=False)
+    moved = {k: (torch.cat([(a - i).flatten() for a, i in zip(m.state_dict().values(), init.state_dict().values())
+                            if a.dtype == torch.float32])) for k, m in (("f32", f32), ("bf", bf))}
+    assert all(v.dtype == torch.float32 for v in bf.state_dict().values() if v.is_floating_point())
+    assert not torch.equal(moved["f32"], moved["bf"])
+    assert torch.nn.functional.cosine_similarity(moved["f32"], moved["bf"], dim=0) > 0.9
+
+
 def test_view_sds_renders_the_reference_first_and_returns_one_loss_per_run(toy_prior):
     prior = models.ViewPrior(CFG).eval()
     ref = torch.rand(2, 8, 8, 3)
@@ -193,7 +210,8 @@ def test_scale_configs_read_widths_and_overrides_and_name_what_is_wrong():
     p = PROFILES["small"]
     cfg = scale.parse_config("48,96,96:size=32:steps=4000:lr=5e-4", p)
     assert cfg.channels == (48, 96, 96) and (cfg.size, cfg.steps, cfg.lr) == (32, 4000, 5e-4)
-    assert cfg.batch == p.prior_batch                      # the rest is the profile's
+    assert cfg.batch == p.prior_batch and not cfg.bf16     # the rest is the profile's
+    assert scale.parse_config("48,96,96:bf16=1", p).bf16
     for bad in ("48,x,96", "48,96:width=3", "48,96:size", "64"):
         with pytest.raises(InputError, match="e.g."):
             scale.parse_config(bad, p)

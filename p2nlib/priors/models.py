@@ -25,6 +25,8 @@ class PriorConfig:
     cond_drop: float = 0.1                           # classifier-free guidance: condition dropped this often
     timesteps: int = 1000                            # DDPM steps, cosine ("squaredcos_cap_v2") schedule
     snr_gamma: float = 5.0                           # Min-SNR-gamma loss weighting (Hang et al. 2023); 0: plain MSE
+    bf16: bool = False                               # the UNet under bfloat16 autocast while training (a speed lever
+                                                     # measured, not adopted: README); loss, AdamW, sampling float32
 
     @classmethod
     def from_profile(cls, p: Profile, kind: str, **overrides) -> "PriorConfig":

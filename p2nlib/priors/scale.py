@@ -10,7 +10,8 @@ training). On a GPU this answers in minutes what larger priors and images give::
         --config 32,64,64 --config 48,96,96 --config 64,128,128:size=32:steps=4000:batch=128
 
 A config is the UNet's block widths, then optional ``:key=value`` overrides of :class:`PriorConfig` (``size``,
-``steps``, ``batch``, ``lr``, ``snr_gamma``); the rest is the profile's. Trained priors are cached like the
+``steps``, ``batch``, ``lr``, ``snr_gamma``, ``bf16`` = 1 to train under bfloat16 autocast); the rest is the
+profile's. ``--seed`` sets the training seed (the samples are drawn with it too). Trained priors are cached like the
 book's (``artifacts/<profile>/priors/``), so a rerun reads them back.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from p2nlib.core.profiles import Profile
 from p2nlib.priors import models, quality, train
 from p2nlib.priors.models import PriorConfig
 
-OVERRIDES = {"size": int, "steps": int, "batch": int, "lr": float, "snr_gamma": float}
+OVERRIDES = {"size": int, "steps": int, "batch": int, "lr": float, "snr_gamma": float, "bf16": lambda v: bool(int(v))}
 
 
 def parse_config(spec: str, p: Profile) -> PriorConfig:
@@ -52,7 +53,8 @@ def study(p: Profile, encoder, configs: list[PriorConfig], device="cpu", seed: i
             held[cfg.size] = quality.held_out(p, cfg)[:2]
         prior = train.text_prior(p, encoder, data[cfg.size], cfg, device, seed, progress)
         scores, *_ = quality.text_prior_quality(prior, encoder, *held[cfg.size], seed)
-        rows.append({"config": ",".join(map(str, cfg.channels)) + f" @ {cfg.size} px, {cfg.steps} x {cfg.batch}",
+        rows.append({"config": ",".join(map(str, cfg.channels)) + f" @ {cfg.size} px, {cfg.steps} x {cfg.batch}"
+                               + (", bf16" if cfg.bf16 else ""),
                      "parameters": f"{models.param_count(prior) / 1e6:.2f} M", "training s": round(prior.info["seconds"], 1),
                      "zero-shot on samples": round(scores["zero-shot top-1 on samples"], 3),
                      "zero-shot on real renders": round(scores["zero-shot top-1 on real renders"], 3),

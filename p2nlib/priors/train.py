@@ -134,7 +134,9 @@ def _fit(model, cfg: PriorConfig, batch_fn, device, seed: int, progress: bool, d
         t = torch.randint(0, cfg.timesteps, (x0.shape[0],), generator=gen)
         drop = torch.rand(x0.shape[0], generator=gen) < cfg.cond_drop
         x_t = noise_sched.add_noise(x0, noise, t)
-        pred = model(x_t.to(device), t.to(device), *(c.to(device) for c in cond), drop=drop.to(device))
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            pred = model(x_t.to(device), t.to(device), *(c.to(device) for c in cond), drop=drop.to(device))
+        pred = pred.float()
         loss = (snr_weight(noise_sched, t, cfg.snr_gamma).to(device)
                 * (pred - noise.to(device)).pow(2).mean((1, 2, 3))).mean()
         opt.zero_grad(set_to_none=True)
