@@ -9,12 +9,13 @@ def _finite_positive(res: dict, keys) -> None:
         assert isinstance(res[k], float) and math.isfinite(res[k]) and res[k] > 0, (k, res[k])
 
 
-def test_stage_bench_times_stage1_both_ways_the_priors_and_sds():
+def test_stage_bench_times_stage1_both_ways_the_priors_clip_aligner_and_sds():
     res = bench.bench_stages("tiny", "cpu", repeats=1)
     timed = [k for k in res if k.endswith("(ms)") or "GFLOP/s" in k]
     assert any("batched by token shape" in k for k in timed) and any("one VAE at a time" in k for k in timed)
     assert any(k.startswith("text prior") for k in timed) and any(k.startswith("view prior") for k in timed)
     assert any(k.startswith("text SDS iteration") for k in timed)
+    assert {"small CLIP step, fp32 (ms)", "small CLIP step, channels_last (ms)", "aligner step, bf16 autocast (ms)"} <= set(timed)
     _finite_positive(res, [k for k in timed if not isinstance(res[k], str)])
 
 

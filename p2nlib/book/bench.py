@@ -14,7 +14,8 @@ bfloat16 (``FitConfig.bf16``).
 
 ``stages``: one training step of each stage, with its achieved GFLOP/s against the same run's sgemm peak:
 stage 1 (the 14 VAEs batched by token shape against one VAE at a time, same initial weights), both
-diffusion priors (float32, ``channels_last``, bfloat16 autocast), and one text-SDS iteration of a batch
+diffusion priors (float32, ``channels_last``, bfloat16 autocast), the small CLIP and the alignment
+Transformer (float32, ``channels_last`` for CLIP, bfloat16 autocast), and one text-SDS iteration of a batch
 of runs.
 """
 from __future__ import annotations
@@ -221,6 +222,10 @@ def bench_stages(profile: str = "small", device: str = "auto", repeats: int = 10
                 out[f"{kind} prior ({models.param_count(prior) / 1e6:.2f} M params) GFLOP/s, fp32"] = fl / sec / 1e9
         prior.to(memory_format=torch.contiguous_format)
 
+    # the small CLIP (02) and the alignment Transformer (04, 07): one training step, in float32, with
+    # ``channels_last`` (CLIP's convolutional image tower) and under bfloat16 autocast; measured, not adopted
+    out.update(_clip_and_aligner_steps(prof, dev, repeats))
+
     # one text-SDS iteration: render every run at the prior's size, distil, step; in float32, and with the profile's
     # bfloat16 products (``opt_bf16``: the NeRF's and the prior's) when it sets them
     from p2nlib.baselines import optimize, sds
@@ -247,6 +252,57 @@ def bench_stages(profile: str = "small", device: str = "auto", repeats: int = 10
         out[f"{name}, {runs} runs (ms)"] = 1000 * sec
         if not bf16:
             out["text SDS iteration GFLOP/s"] = _step_flops(sds_step) / sec / 1e9
+    return out
+
+
+def _clip_and_aligner_steps(prof, dev, repeats: int) -> dict:
+    """ms of one training step of the small CLIP (when the profile trains one) and of the aligner, per variant."""
+    from open_clip.loss import ClipLoss
+
+    from p2nlib.clip import small
+    from p2nlib.generate import align
+
+    out: dict = {}
+    jobs = []
+    if prof.clip_model == "small":
+        model = small.build_small_clip(prof, dev, seed=0).model.train()
+        b, size = prof.clip_batch, prof.clip_image_size
+        img = torch.rand(b, 3, size, size, device=dev)
+        tok = small.build_small_clip(prof, "cpu", seed=0).tokenize(["a red chair with four legs"] * b).to(dev)
+        clip_opt, clip_loss = torch.optim.AdamW(model.parameters(), lr=prof.clip_lr), ClipLoss()
+
+        def clip_step(bf16: bool, x: torch.Tensor):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                f_img, f_txt = model.encode_image(x, normalize=True), model.encode_text(tok, normalize=True)
+            loss = clip_loss(f_img.float(), f_txt.float(), model.logit_scale.exp())
+            clip_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            clip_opt.step()
+
+        def clip_variant(variant: str):
+            last = variant == "channels_last"
+            model.visual.to(memory_format=torch.channels_last if last else torch.contiguous_format)
+            x = img.contiguous(memory_format=torch.channels_last) if last else img
+            return lambda: clip_step(variant == "bf16 autocast", x)
+        jobs.append(("small CLIP step", clip_variant, ("fp32", "channels_last", "bf16 autocast")))
+    cfg = align.AlignConfig.from_profile(prof)
+    aligner = align.Aligner(cfg).to(dev).train()
+    emb = torch.randn(cfg.batch, cfg.embed_dim, device=dev)
+    lat = torch.randn(cfg.batch, align.NUM_TOKENS, cfg.latent_dim, device=dev)
+    align_opt = torch.optim.AdamW(aligner.parameters(), lr=cfg.lr)
+
+    def align_variant(variant: str):
+        def step():
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=variant == "bf16 autocast"):
+                loss = aligner.loss(emb, lat).float()
+            align_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            align_opt.step()
+        return step
+    jobs.append(("aligner step", align_variant, ("fp32", "bf16 autocast")))
+    for name, make, variants in jobs:
+        for variant in variants:
+            out[f"{name}, {variant} (ms)"] = 1000 * _median_seconds(make(variant), repeats, dev)
     return out
 
 
