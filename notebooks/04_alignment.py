@@ -79,8 +79,8 @@ align.save(fixed, P, align.provenance(ds, cache, stage1), name="align_fixed_view
 plain, info_plain = align.train(emb[train_idx], latents[train_idx], dataclasses.replace(cfg, token_dropout=0.0),
                                device=ctx.device, seed=seed, val=(emb[val_idx], latents[val_idx]))
 print(f"training: random-view model {info['seconds']:.0f} s, fixed-view model {info_fixed['seconds']:.0f} s, "
-      f"plain teacher forcing {info_plain['seconds']:.0f} s (each + {info['val_seconds']:.0f} s decoding the "
-      f"validation split every epoch); config {cfg}")
+      f"plain teacher forcing {info_plain['seconds']:.0f} s (+ {info['val_seconds']:.0f}, {info_fixed['val_seconds']:.0f} "
+      f"and {info_plain['val_seconds']:.0f} s decoding the validation split every epoch); config {cfg}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.2))

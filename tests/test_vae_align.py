@@ -112,6 +112,9 @@ def test_missing_foreign_and_stale_parts_are_refused(tmp_path):
     align.load(P, inputs)
     with pytest.raises(ArtifactError, match=r"another vae .*make book ONLY=04"):
         align.load(P, {**inputs, "vae": "retrained"})
+    # a part saved before an input was recorded is refused for what it is, not as rebuilt inputs
+    with pytest.raises(ArtifactError, match=r"older version that did not record its image_embeddings.*ONLY=04"):
+        align.load(P, {**inputs, "image_embeddings": "d"})
 
 
 def test_function_space_loss_is_zero_for_identical_nerfs_and_positive_otherwise():
@@ -287,6 +290,15 @@ def test_the_study_reuses_chapter_04s_aligner_only_when_it_is_the_same_training(
         assert torch.equal(a, b)
     assert not any((tmp_path / "artifacts" / "tiny" / "study").glob("align-*"))   # nothing trained
 
-    _, seconds = study.train_aligner(stage1, P, ds, cache.image, idx, seed=1)      # another seed: trained anew
-    assert seconds != info["seconds"] and len(list((tmp_path / "artifacts" / "tiny" / "study").glob("align-*"))) == 2
+    study_dir = tmp_path / "artifacts" / "tiny" / "study"
+    study.train_aligner(stage1, P, ds, cache.image, idx, seed=1)                    # another seed: trained anew
+    study.train_aligner(stage1, P, ds, cache.image, idx[:-1], seed=0)               # other scenes: trained anew
+    assert len(list(study_dir.glob("align-*.safetensors"))) == 2
     assert study.book_aligner(P, ds, stage1, cache.image + 1) is None            # other embeddings: not 04's
+
+    # without 04's aligner the study trains its own from its own latents: the very same weights
+    (tmp_path / "artifacts" / "tiny" / "models" / "align.json").unlink()
+    own, _ = study.train_aligner(stage1, P, ds, cache.image, idx, seed=0)
+    assert len(list(study_dir.glob("align-*.safetensors"))) == 3
+    for a, b in zip(own.state_dict().values(), with_val.state_dict().values()):
+        assert torch.equal(a, b)

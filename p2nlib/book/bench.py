@@ -265,10 +265,11 @@ def _clip_and_aligner_steps(prof, dev, repeats: int) -> dict:
     out: dict = {}
     jobs = []
     if prof.clip_model == "small":
-        model = small.build_small_clip(prof, dev, seed=0).model.train()
+        enc = small.build_small_clip(prof, dev, seed=0)
+        model = enc.model.train()
         b, size = prof.clip_batch, prof.clip_image_size
         img = torch.rand(b, 3, size, size, device=dev)
-        tok = small.build_small_clip(prof, "cpu", seed=0).tokenize(["a red chair with four legs"] * b).to(dev)
+        tok = enc.tokenize(["a red chair with four legs"] * b).to(dev)
         clip_opt, clip_loss = torch.optim.AdamW(model.parameters(), lr=prof.clip_lr), ClipLoss()
 
         def clip_step(bf16: bool, x: torch.Tensor):

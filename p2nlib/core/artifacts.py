@@ -114,6 +114,10 @@ def load_part(folder: Path, name: str, *, profile: str, inputs: dict[str, str], 
         raise ArtifactError(f"{weights} does not match its recorded checksum (changed or truncated); rebuild "
                             f"the {what} with `{rebuild}`")
     had = record.get("inputs", {})
+    untracked = [k for k in inputs if k not in had]
+    if untracked:
+        raise ArtifactError(f"the {what} in {folder} was saved by an older version that did not record its "
+                            f"{' and '.join(untracked)}; rebuild it with `{rebuild}`")
     stale = [k for k, v in inputs.items() if had.get(k) != v]
     if stale:
         raise ArtifactError(f"the {what} in {folder} was trained on another {' and '.join(stale)} than the one on "

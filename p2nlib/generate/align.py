@@ -16,6 +16,7 @@ true token instead of reading the CLIP embedding, and autoregressive decoding th
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -152,7 +153,7 @@ def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, devi
             hist["val_loss"].append(float("nan"))
     model.eval()
     # ``seconds``: the training alone (the validation pass draws no random numbers, so the weights do not
-    # depend on it, and a model trained with or without it is the same one)
+    # depend on it: on the CPU a model trained with or without it is the same one, bit for bit)
     return model.cpu(), {"history": hist, "seconds": time.perf_counter() - t0 - val_seconds,
                          "val_seconds": val_seconds}
 
@@ -170,10 +171,12 @@ def provenance(dataset, embeddings, stage1) -> dict[str, str]:
 def save(model: Aligner, p: Profile, inputs: dict[str, str], name: str = "align",
          trained: dict | None = None) -> Path:
     """Save an aligner with :func:`provenance` of what it was trained on, atomically. ``trained``: how it was
-    trained, for reuse by :mod:`p2nlib.generate.study` (``train``: the scene indices, ``seed``, ``seconds``)."""
+    trained, for reuse by :mod:`p2nlib.generate.study` (``train``: the scene indices, ``seed``, ``seconds``);
+    the digest of this module's code is recorded with it."""
     folder = paths.stage_dir(p.name, "models")
+    extra = {**trained, "code": artifacts.code_digest(sys.modules[__name__])} if trained else None
     artifacts.save_part(folder, name, model.state_dict(), profile=p.name, config=asdict(model.cfg), inputs=inputs,
-                        extra=trained)
+                        extra=extra)
     return folder
 
 
@@ -184,5 +187,5 @@ def load(p: Profile, inputs: dict[str, str], name: str = "align") -> Aligner:
                                         what="alignment model (notebooks/04_alignment)", rebuild=REBUILD)
     model = Aligner(AlignConfig(**record["config"]))
     model.load_state_dict(state)
-    model.trained = {k: record[k] for k in ("train", "seed", "seconds") if k in record}
+    model.trained = {k: record[k] for k in ("train", "seed", "seconds", "code") if k in record}
     return model.eval()

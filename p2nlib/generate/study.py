@@ -177,12 +177,14 @@ def train_aligner(model: vae.ParamVAE, p: Profile, ds, cache: torch.Tensor, idx:
                   seed: int = 0) -> tuple[align.Aligner, float]:
     """An aligner from the CLIP embeddings of the scenes ``idx`` to this VAE's latent means (cached). Chapter
     04's aligner (:func:`book_aligner`) is used instead when it is exactly this one: same config, training
-    scenes and seed (its validation pass draws no random numbers, so its weights are those this function
-    would train; its seconds are the training's alone)."""
+    scenes, seed and code (its validation pass draws no random numbers, so on the CPU its weights are those this
+    function would train, bit for bit; on a GPU up to its non-deterministic kernels; its seconds are the
+    training's alone)."""
     cfg = align.AlignConfig.from_profile(p)
     cfg = dataclasses.replace(cfg, latent_dim=model.cfg.latent_dim)
     book = book_aligner(p, ds, model, cache)
-    if book is not None and book.cfg == cfg and book.trained.get("train") == idx and book.trained.get("seed") == seed:
+    if book is not None and book.cfg == cfg and book.trained.get("train") == idx and book.trained.get("seed") == seed \
+            and book.trained.get("code") == artifacts.code_digest(align) and book.trained.get("seconds") is not None:
         return book, book.trained["seconds"]
     key = {"profile": p.name, "config": dataclasses.asdict(cfg), "vae": model.weights_sha256, "train": idx,
            "embeddings": artifacts.tensor_digest(cache), "seed": seed, "code": artifacts.code_digest(align)}

@@ -11,7 +11,7 @@ training). On a GPU this answers in minutes what larger priors and images give::
 
 A config is the UNet's block widths, then optional ``:key=value`` overrides of :class:`PriorConfig` (``size``,
 ``steps``, ``batch``, ``lr``, ``snr_gamma``, ``bf16`` = 1 to train under bfloat16 autocast); the rest is the
-profile's. ``--seed`` sets the training seed (the samples are drawn with it too). Trained priors are cached like the
+profile's. ``--seed`` sets the training seed, ``--sample-seed`` the samples' (by default the training seed). Trained priors are cached like the
 book's (``artifacts/<profile>/priors/``), so a rerun reads them back.
 """
 from __future__ import annotations
@@ -43,8 +43,10 @@ def parse_config(spec: str, p: Profile) -> PriorConfig:
 
 
 def study(p: Profile, encoder, configs: list[PriorConfig], device="cpu", seed: int = 0,
-          progress: bool = True) -> list[dict]:
-    """One row per config: its size, training seconds and the quality of its samples (chapter 08's measure)."""
+          progress: bool = True, sample_seed: int | None = None) -> list[dict]:
+    """One row per config: its size, training seconds and the quality of its samples (chapter 08's measure).
+    ``seed`` trains; ``sample_seed`` (default: ``seed``) draws the samples."""
+    sample_seed = seed if sample_seed is None else sample_seed
     rows, data, held = [], {}, {}                 # training data and held-out views, once per image size
     for cfg in configs:
         t0 = time.perf_counter()
@@ -52,7 +54,7 @@ def study(p: Profile, encoder, configs: list[PriorConfig], device="cpu", seed: i
             data[cfg.size] = train.training_data(p, encoder, cfg, progress)
             held[cfg.size] = quality.held_out(p, cfg)[:2]
         prior = train.text_prior(p, encoder, data[cfg.size], cfg, device, seed, progress)
-        scores, *_ = quality.text_prior_quality(prior, encoder, *held[cfg.size], seed)
+        scores, *_ = quality.text_prior_quality(prior, encoder, *held[cfg.size], sample_seed)
         rows.append({"config": ",".join(map(str, cfg.channels)) + f" @ {cfg.size} px, {cfg.steps} x {cfg.batch}"
                                + (", bf16" if cfg.bf16 else ""),
                      "parameters": f"{models.param_count(prior) / 1e6:.2f} M", "training s": round(prior.info["seconds"], 1),
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="small")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="training seed")
+    ap.add_argument("--sample-seed", type=int, default=None, help="seed of the samples (default: --seed)")
     ap.add_argument("--config", action="append", help="block widths[:key=value...]; repeat for several "
                     "(default: the profile's own prior and one twice as wide)")
     args = ap.parse_args(argv)
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except P2NError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    rows = study(p, encoder, configs, device, args.seed)
+    rows = study(p, encoder, configs, device, args.seed, sample_seed=args.sample_seed)
     import pandas as pd
 
     print(pd.DataFrame(rows).set_index("config").to_markdown())
