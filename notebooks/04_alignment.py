@@ -72,7 +72,7 @@ emb = cache.image
 model, info = align.train(emb[train_idx], latents[train_idx], cfg, device=ctx.device, seed=seed,
                           val=(emb[val_idx], latents[val_idx]))
 align.save(model, P, align.provenance(ds, cache, stage1),       # 07's study reuses it (same config, scenes, seed)
-           trained={"train": train_idx, "seed": seed, "seconds": info["seconds"]})
+           trained=info["trained"])
 fixed, info_fixed = align.train(emb[train_idx], latents[train_idx], cfg, device=ctx.device, seed=seed,
                                 fixed_view=True, val=(emb[val_idx], latents[val_idx]))
 align.save(fixed, P, align.provenance(ds, cache, stage1), name="align_fixed_view")

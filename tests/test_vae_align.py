@@ -281,8 +281,7 @@ def test_the_study_reuses_chapter_04s_aligner_only_when_it_is_the_same_training(
     for a, b in zip(with_val.state_dict().values(), without_val.state_dict().values()):
         assert torch.equal(a, b)
     assert info["seconds"] > 0 and info["val_seconds"] > 0
-    align.save(with_val, P, align.provenance(ds, cache, stage1),
-               trained={"train": idx, "seed": 0, "seconds": info["seconds"]})
+    align.save(with_val, P, align.provenance(ds, cache, stage1), trained=info["trained"])
 
     reused, seconds = study.train_aligner(stage1, P, ds, cache.image, idx, seed=0)
     assert seconds == info["seconds"]
@@ -294,7 +293,8 @@ def test_the_study_reuses_chapter_04s_aligner_only_when_it_is_the_same_training(
     study.train_aligner(stage1, P, ds, cache.image, idx, seed=1)                    # another seed: trained anew
     study.train_aligner(stage1, P, ds, cache.image, idx[:-1], seed=0)               # other scenes: trained anew
     assert len(list(study_dir.glob("align-*.safetensors"))) == 2
-    assert study.book_aligner(P, ds, stage1, cache.image + 1) is None            # other embeddings: not 04's
+    book = study.book_aligner(P)                                                   # other embeddings: not 04's
+    assert align.same_training(book, cfg, cache.image[idx], lat[idx]) and not align.same_training(book, cfg, cache.image[idx] + 1, lat[idx])
 
     # without 04's aligner the study trains its own from its own latents: the very same weights
     (tmp_path / "artifacts" / "tiny" / "models" / "align.json").unlink()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import statistics
 import time
@@ -144,6 +145,15 @@ def _median_seconds(fn, repeats: int, device) -> float:
     return statistics.median(_seconds(fn, repeats, device))
 
 
+def _train_step(opt, loss_fn, dev, bf16: bool = False):
+    """One optimiser step of ``loss_fn()`` (under bfloat16 autocast with ``bf16``; the loss summed in float32)."""
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+        loss = loss_fn().float().sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def _step_flops(step) -> float:
     """FLOPs of one call of ``step`` (matrix products and convolutions, forward and backward)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -181,12 +191,7 @@ def bench_stages(profile: str = "small", device: str = "auto", repeats: int = 10
         variants.append(("batched, bf16 products", half, lambda: half.loss(params, gen)[0]))
     for name, mod, loss_fn in variants:
         opt = torch.optim.Adam(mod.parameters(), lr=cfg.lr, fused=dev.type in ("cpu", "cuda"))
-
-        def step(loss_fn=loss_fn, opt=opt):
-            loss = loss_fn()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        step = functools.partial(_train_step, opt, loss_fn, dev)
         sec, fl = _median_seconds(step, repeats, dev), _step_flops(step)
         out[f"stage 1 step, {name} (ms)"] = 1000 * sec
         out[f"stage 1 step, {name} (GFLOP/s)"] = fl / sec / 1e9
@@ -205,12 +210,8 @@ def bench_stages(profile: str = "small", device: str = "auto", repeats: int = 10
             if variant == "channels_last":
                 prior.to(memory_format=torch.channels_last)
 
-            def step(xx=xx, variant=variant):
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=variant == "bf16 autocast"):
-                    loss = (prior(xx, t, *cond) - xx).float().pow(2).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            step = functools.partial(_train_step, opt, lambda xx=xx: (prior(xx, t, *cond).float() - xx).pow(2).mean(),
+                                     dev, variant == "bf16 autocast")
             try:
                 sec = _median_seconds(step, repeats, dev)
             except RuntimeError as err:          # a variant this torch build cannot run
@@ -241,12 +242,8 @@ def bench_stages(profile: str = "small", device: str = "auto", repeats: int = 10
         opt = torch.optim.Adam(p.values(), lr=prof.sds_lr)
         render_fn = optimize._render_fn(p, spec, prof.opt_samples, bf16)
 
-        def sds_step(render_fn=render_fn, opt=opt, bf16=bf16):
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = guide.loss(render_fn, poses, pcfg.size, idx).float().sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        sds_step = functools.partial(_train_step, opt, lambda render_fn=render_fn: guide.loss(render_fn, poses, pcfg.size, idx),
+                                     dev, bf16)
         sec = _median_seconds(sds_step, repeats, dev)
         name = "text SDS iteration" + (", bf16 products" if bf16 else "")
         out[f"{name}, {runs} runs (ms)"] = 1000 * sec
@@ -272,19 +269,13 @@ def _clip_and_aligner_steps(prof, dev, repeats: int) -> dict:
         tok = enc.tokenize(["a red chair with four legs"] * b).to(dev)
         clip_opt, clip_loss = torch.optim.AdamW(model.parameters(), lr=prof.clip_lr), ClipLoss()
 
-        def clip_step(bf16: bool, x: torch.Tensor):
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                f_img, f_txt = model.encode_image(x, normalize=True), model.encode_text(tok, normalize=True)
-            loss = clip_loss(f_img.float(), f_txt.float(), model.logit_scale.exp())
-            clip_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            clip_opt.step()
-
         def clip_variant(variant: str):
             last = variant == "channels_last"
             model.visual.to(memory_format=torch.channels_last if last else torch.contiguous_format)
             x = img.contiguous(memory_format=torch.channels_last) if last else img
-            return lambda: clip_step(variant == "bf16 autocast", x)
+            loss = lambda: clip_loss(model.encode_image(x, normalize=True).float(),          # noqa: E731
+                                     model.encode_text(tok, normalize=True).float(), model.logit_scale.exp())
+            return functools.partial(_train_step, clip_opt, loss, dev, variant == "bf16 autocast")
         jobs.append(("small CLIP step", clip_variant, ("fp32", "channels_last", "bf16 autocast")))
     cfg = align.AlignConfig.from_profile(prof)
     aligner = align.Aligner(cfg).to(dev).train()
@@ -293,13 +284,7 @@ def _clip_and_aligner_steps(prof, dev, repeats: int) -> dict:
     align_opt = torch.optim.AdamW(aligner.parameters(), lr=cfg.lr)
 
     def align_variant(variant: str):
-        def step():
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=variant == "bf16 autocast"):
-                loss = aligner.loss(emb, lat).float()
-            align_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            align_opt.step()
-        return step
+        return functools.partial(_train_step, align_opt, lambda: aligner.loss(emb, lat), dev, variant == "bf16 autocast")
     jobs.append(("aligner step", align_variant, ("fp32", "bf16 autocast")))
     for name, make, variants in jobs:
         for variant in variants:

@@ -66,7 +66,7 @@ class Aligner(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.latent_dim)
         self.register_buffer("lat_mean", torch.zeros(NUM_TOKENS, cfg.latent_dim))
         self.register_buffer("lat_std", torch.ones(NUM_TOKENS, cfg.latent_dim))
-        self.trained: dict = {}     # how it was trained (scene indices, seed, seconds), when loaded from a record
+        self.trained: dict = {}     # how it was trained (:func:`train`'s info["trained"]), when loaded from a record
 
     def set_stats(self, latents: torch.Tensor) -> None:
         """Standardisation statistics (per token and dimension) from the training latents (N, 14, D)."""
@@ -121,6 +121,7 @@ def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, devi
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs, eta_min=cfg.lr * 0.05)
     N, V = image_emb.shape[:2]
+    inputs = artifacts.tensor_digest(image_emb, latents)
     image_emb, latents = image_emb.to(device), latents.to(device)
     hist = {"epoch": [], "loss": [], "val_loss": []}
     t0, val_seconds = time.perf_counter(), 0.0
@@ -154,29 +155,41 @@ def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, devi
     model.eval()
     # ``seconds``: the training alone (the validation pass draws no random numbers, so the weights do not
     # depend on it: on the CPU a model trained with or without it is the same one, bit for bit)
-    return model.cpu(), {"history": hist, "seconds": time.perf_counter() - t0 - val_seconds,
-                         "val_seconds": val_seconds}
+    seconds = time.perf_counter() - t0 - val_seconds
+    return model.cpu(), {"history": hist, "seconds": seconds, "val_seconds": val_seconds,
+                         "trained": {**_training(inputs, seed, fixed_view), "seconds": seconds}}
+
+
+def _training(inputs: str, seed: int, fixed_view: bool) -> dict:
+    """What determines an aligner's weights besides its config: its training inputs, seed, view mode, this code."""
+    return {"inputs": inputs, "seed": seed, "fixed_view": fixed_view, "code": artifacts.code_digest(sys.modules[__name__])}
+
+
+def same_training(model: Aligner, cfg: AlignConfig, image_emb: torch.Tensor, latents: torch.Tensor, seed: int = 0,
+                  fixed_view: bool = False) -> bool:
+    """Whether ``model`` (from :func:`load`) is the aligner :func:`train` would make from these arguments: same config,
+    training inputs (exact contents), seed, view mode and code, with its training seconds recorded."""
+    rec = dict(model.trained)
+    return (model.cfg == cfg and rec.pop("seconds", None) is not None
+            and rec == _training(artifacts.tensor_digest(image_emb, latents), seed, fixed_view))
 
 
 REBUILD = "make book ONLY=04"
 
 
 def provenance(dataset, embeddings, stage1) -> dict[str, str]:
-    """What an aligner is trained on: the dataset, the embedding cache (its manifest's checksum, and the digest
-    of its image embeddings, which is what a study compares) and the VAE (their checksums)."""
+    """What an aligner is trained on: the dataset, the embedding cache and the VAE (their checksums)."""
     return {"dataset": dataset.fingerprint, "embeddings": embeddings.manifest["sha256"],
-            "image_embeddings": artifacts.tensor_digest(embeddings.image), "vae": stage1.weights_sha256}
+            "vae": stage1.weights_sha256}
 
 
 def save(model: Aligner, p: Profile, inputs: dict[str, str], name: str = "align",
          trained: dict | None = None) -> Path:
-    """Save an aligner with :func:`provenance` of what it was trained on, atomically. ``trained``: how it was
-    trained, for reuse by :mod:`p2nlib.generate.study` (``train``: the scene indices, ``seed``, ``seconds``);
-    the digest of this module's code is recorded with it."""
+    """Save an aligner with :func:`provenance` of what it was trained on, atomically. ``trained``: :func:`train`'s
+    ``info["trained"]``, kept so that :func:`same_training` can tell a later training that it is this one."""
     folder = paths.stage_dir(p.name, "models")
-    extra = {**trained, "code": artifacts.code_digest(sys.modules[__name__])} if trained else None
     artifacts.save_part(folder, name, model.state_dict(), profile=p.name, config=asdict(model.cfg), inputs=inputs,
-                        extra=extra)
+                        extra={"trained": trained} if trained else None)
     return folder
 
 
@@ -187,5 +200,5 @@ def load(p: Profile, inputs: dict[str, str], name: str = "align") -> Aligner:
                                         what="alignment model (notebooks/04_alignment)", rebuild=REBUILD)
     model = Aligner(AlignConfig(**record["config"]))
     model.load_state_dict(state)
-    model.trained = {k: record[k] for k in ("train", "seed", "seconds", "code") if k in record}
+    model.trained = record.get("trained", {})
     return model.eval()

@@ -159,16 +159,13 @@ def train_variant(v: Variant, p: Profile, ds, device="cpu", seed: int = 0,
     return model, seconds, idx
 
 
-def book_aligner(p: Profile, ds, model: vae.ParamVAE, cache: torch.Tensor) -> align.Aligner | None:
-    """Chapter 04's aligner when it was trained on ``ds``, the VAE ``model`` and the image embeddings ``cache``
-    (None otherwise)."""
+def book_aligner(p: Profile) -> align.Aligner | None:
+    """Chapter 04's aligner, or None when there is none (whether it is the one a study needs is
+    :func:`p2nlib.generate.align.same_training`'s to say)."""
     from p2nlib.core.errors import ArtifactError
 
-    if model.weights_sha256 is None:
-        return None
-    inputs = {"dataset": ds.fingerprint, "vae": model.weights_sha256, "image_embeddings": artifacts.tensor_digest(cache)}
     try:
-        return align.load(p, inputs)
+        return align.load(p, {})
     except ArtifactError:
         return None
 
@@ -176,22 +173,21 @@ def book_aligner(p: Profile, ds, model: vae.ParamVAE, cache: torch.Tensor) -> al
 def train_aligner(model: vae.ParamVAE, p: Profile, ds, cache: torch.Tensor, idx: list[int], device="cpu",
                   seed: int = 0) -> tuple[align.Aligner, float]:
     """An aligner from the CLIP embeddings of the scenes ``idx`` to this VAE's latent means (cached). Chapter
-    04's aligner (:func:`book_aligner`) is used instead when it is exactly this one: same config, training
-    scenes, seed and code (its validation pass draws no random numbers, so on the CPU its weights are those this
+    04's aligner (:func:`book_aligner`) is used instead when it is exactly this one: same config, training inputs,
+    seed and code (its validation pass draws no random numbers, so on the CPU its weights are those this
     function would train, bit for bit; on a GPU up to its non-deterministic kernels; its seconds are the
     training's alone)."""
     cfg = align.AlignConfig.from_profile(p)
     cfg = dataclasses.replace(cfg, latent_dim=model.cfg.latent_dim)
-    book = book_aligner(p, ds, model, cache)
-    if book is not None and book.cfg == cfg and book.trained.get("train") == idx and book.trained.get("seed") == seed \
-            and book.trained.get("code") == artifacts.code_digest(align) and book.trained.get("seconds") is not None:
+    with torch.no_grad():
+        latents, _ = model.encode(ds.select(idx))
+    book = book_aligner(p)
+    if book is not None and align.same_training(book, cfg, cache[idx], latents, seed):
         return book, book.trained["seconds"]
     key = {"profile": p.name, "config": dataclasses.asdict(cfg), "vae": model.weights_sha256, "train": idx,
            "embeddings": artifacts.tensor_digest(cache), "seed": seed, "code": artifacts.code_digest(align)}
 
     def make():
-        with torch.no_grad():
-            latents, _ = model.encode(ds.select(idx))
         return align.train(cache[idx], latents, cfg, device=device, seed=seed, progress=False)[0]
 
     return _cached_part(p, "align", key, make, lambda: align.Aligner(cfg))
