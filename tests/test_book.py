@@ -6,14 +6,13 @@ a notebook executed with a plotly Mesh3d figure and gets the same check."""
 import contextlib
 import functools
 import http.server
-import json
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
-from p2nlib.book import build as book
+from p2nlib.book import build as book, claims
 from p2nlib.core import paths
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -159,7 +158,7 @@ def page_problems(html_dir: Path, checks: dict | None = None) -> tuple[list[str]
 
 @pytest.mark.browser
 def test_pages_in_headless_chromium(built_book):
-    ids = {c["id"] for c in json.loads((paths.ROOT / "figures" / "claims.json").read_text())["claims"]}
+    ids = {c["id"] for c in claims.load(paths.ROOT / "figures" / "claims.json")["claims"]}     # current ids
     n_disc = len(set(book.discussion(paths.ROOT / "book" / "claims_discussion.md")) & ids)
     problems, _ = page_problems(built_book, {"claims.html": lambda page: claims_problems(page, len(ids), n_disc)})
     assert not problems, "\n".join(problems)

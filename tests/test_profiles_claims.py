@@ -85,6 +85,10 @@ def test_record_without_setup_is_clear(monkeypatch):
     (lambda d: d["claims"][0].pop("holds"), "'holds' is a required property"),
     (lambda d: d["claims"][0].update(id="Bad Id"), "claims/0/id"),
     (lambda d: d["claims"][0].update(holds="yes"), "claims/0/holds"),
+    (lambda d: d["claims"][0].pop("verdict"), "'verdict' is a required property"),
+    (lambda d: d["claims"][0].update(verdict="maybe"), "claims/0/verdict"),
+    (lambda d: d["claims"][0].update(verdict="undecided", holds=True), "disagrees with their verdict"),
+    (lambda d: d["claims"][0].update(through={"text": "perfect"}), "claims/0/through"),
     (lambda d: d.update(schema_version=7), "schema_version"),
     (lambda d: d["claims"].append(dict(d["claims"][0])), "duplicate claim ids"),
 ])

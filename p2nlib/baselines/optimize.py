@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from p2nlib.core.device import native_bf16
 from p2nlib.core.profiles import Profile
 from p2nlib.data import cameras, fit, nerf, render
 from p2nlib.baselines.guidance import frozen
@@ -61,7 +62,7 @@ class OptimConfig:
     def from_profile(cls, p: Profile, **overrides) -> "OptimConfig":
         base = dict(size=p.opt_size, samples=p.opt_samples, views=p.opt_views, lr=p.opt_lr,
                     epoch_iters=p.opt_epoch_iters, eps=p.opt_eps, k=p.opt_k, max_epochs=p.opt_max_epochs,
-                    check_views=p.opt_check_views, check_size=p.image_size, bf16=p.opt_bf16)
+                    check_views=p.opt_check_views, check_size=p.image_size, bf16=p.opt_bf16 and native_bf16())
         base.update(overrides)
         return cls(**base)
 
@@ -120,6 +121,8 @@ class OptimResult:
     changes_raw: list[list[float]] | None = None          # d_t of the raw weights (= changes without an EMA)
     embeddings: torch.Tensor | None = None  # (R, epochs + 1, check_views, D) float16 CLIP embeddings of the checks
     occupancy: torch.Tensor | None = None   # (R, epochs + 1, check_views): fraction of pixels with opacity > 0.5
+    views: torch.Tensor | None = None       # (R, epochs + 1, check_views, H, W, 3) uint8: every check view per epoch
+    alphas: torch.Tensor | None = None      # (R, epochs + 1, check_views, H, W) uint8: their opacity (x 255)
 
     @property
     def iterations_raw(self) -> list[int | None]:
@@ -147,6 +150,14 @@ class OptimResult:
     def snapshot_at(self, run: int, iteration: int) -> torch.Tensor:
         return self.snapshots[run, self._epoch(run, iteration)].float() / 255.0
 
+    def checks_at(self, run: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every check view (V, H, W, 3) in [0, 1] and its opacity (V, H, W) of ``run`` at logged ``epoch`` (0: the
+        start; a stopped run keeps its last epoch)."""
+        if self.views is None or self.alphas is None:
+            raise ValueError("these runs were optimised without check-view logs; rerun them")
+        e = min(epoch, self.views.shape[1] - 1)
+        return self.views[run, e].float() / 255.0, self.alphas[run, e].float() / 255.0
+
     def final_similarity(self, run: int) -> float:
         return self.similarity[run][-1]
 
@@ -167,7 +178,7 @@ class OptimResult:
         tensors = {f"params.{k}": v for k, v in self.params.items()}
         tensors.update({f"final.{k}": v for k, v in (self.final_params or {}).items()})
         tensors["snapshots"] = self.snapshots
-        for name in ("embeddings", "occupancy"):
+        for name in ("embeddings", "occupancy", "views", "alphas"):
             if getattr(self, name) is not None:
                 tensors[name] = getattr(self, name)
         data = {"iterations": self.iterations, "changes": self.changes, "similarity": self.similarity,
@@ -182,7 +193,7 @@ class OptimResult:
         final = {k[len("final."):]: v for k, v in tensors.items() if k.startswith("final.")} or None
         return cls(params, list(data["iterations"]), data["changes"], data["similarity"], tensors["snapshots"],
                    list(data["seconds"]), OptimConfig(**cfg), final, data.get("changes_raw"),
-                   tensors.get("embeddings"), tensors.get("occupancy"))
+                   tensors.get("embeddings"), tensors.get("occupancy"), tensors.get("views"), tensors.get("alphas"))
 
     def seconds_to(self, run: int, iteration: int | None) -> float:
         """Wall time attributed to ``run`` up to ``iteration`` (its per-epoch share times epochs)."""
@@ -260,6 +271,8 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
     snaps: list[list[torch.Tensor]] = [[] for _ in range(R)]
     embs: list[list[torch.Tensor]] = [[] for _ in range(R)]
     occs: list[list[torch.Tensor]] = [[] for _ in range(R)]
+    views: list[list[torch.Tensor]] = [[] for _ in range(R)]
+    alphas: list[list[torch.Tensor]] = [[] for _ in range(R)]
     seconds = [0.0] * R
 
     def observed():
@@ -272,18 +285,20 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
         emb = encoder.encode_images(imgs.flatten(0, 1)).reshape(*imgs.shape[:2], -1).float()
         s = (emb * targets[active][:, None]).sum(-1).mean(1)
         occ = occupied_fraction(opacity.cpu())                                           # (b, C)
-        return imgs, s, emb, occ
+        return imgs, s, emb, occ, opacity.cpu()
 
-    def log(r, j, imgs, s, emb, occ):
+    def log(r, j, imgs, s, emb, occ, opacity):
         sims[r].append(float(s[j]))
         snaps[r].append((imgs[j, 0] * 255).round().to(torch.uint8))
+        views[r].append((imgs[j] * 255).round().to(torch.uint8))
+        alphas[r].append((opacity[j].clamp(0, 1) * 255).round().to(torch.uint8))
         embs[r].append(emb[j].half())
         occs[r].append(occ[j])
 
-    prev, s0, e0, o0 = observe(params)
+    prev, s0, e0, o0, a0 = observe(params)
     prev_raw = prev
     for j, r in enumerate(active.tolist()):
-        log(r, j, prev, s0, e0, o0)
+        log(r, j, prev, s0, e0, o0, a0)
 
     bar = tqdm(total=cfg.max_epochs, desc=desc, disable=not progress, mininterval=5)
     with frozen(encoder.model):
@@ -308,7 +323,7 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
             if acc is not None:
                 avg = {k: v / cfg.epoch_iters for k, v in acc.items()}
             trained = time.perf_counter() - t0          # the optimisation's own time, without the checks
-            imgs, s, emb, occ = observe(observed())
+            imgs, s, emb, occ, opacity = observe(observed())
             d = (imgs - prev).pow(2).mean((1, 2, 3, 4))
             prev = imgs
             if avg is not None:
@@ -324,7 +339,7 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
                 seconds[r] += share
                 changes[r].append(float(d[j]))
                 changes_raw[r].append(float(d_raw[j]))
-                log(r, j, imgs, s, emb, occ)
+                log(r, j, imgs, s, emb, occ, opacity)
                 now = converged_epoch(changes[r], cfg.eps, cfg.k) == epoch
                 if now:
                     iterations[r] = epoch * cfg.epoch_iters
@@ -351,7 +366,7 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
         return torch.stack([torch.stack(x + [x[-1]] * (longest - len(x))) for x in rows])
 
     return OptimResult(out_params, iterations, changes, sims, pad(snaps), seconds, cfg, final_params,
-                       changes_raw if cfg.average else None, pad(embs), pad(occs))
+                       changes_raw if cfg.average else None, pad(embs), pad(occs), pad(views), pad(alphas))
 
 
 def iterations_or_cap(res: OptimResult) -> np.ndarray:

@@ -89,10 +89,15 @@ class TextSDSGuidance(_SDS):
         return {**self._key(), "text": tensor_digest(self.text_emb)}
 
     def loss(self, render_fn, c2w: torch.Tensor, size: int, idx: torch.Tensor) -> torch.Tensor:
+        from p2nlib.priors import models
+
         rgb, _ = render_fn(c2w, self.size)                                     # (b, n, S, S, 3)
         b, n = rgb.shape[:2]
-        cond = self.text_emb[idx].repeat_interleave(n, 0).to(rgb.device)
-        return self.sds(rgb.reshape(b * n, *rgb.shape[2:]), (cond,)).reshape(b, n).mean(1)
+        cond = (self.text_emb[idx].repeat_interleave(n, 0).to(rgb.device),)
+        if getattr(self.prior, "camera_aware", False):          # a prior that reads the camera (the ideal one)
+            with torch.autocast("cpu", enabled=False):
+                cond += (models.camera_angles(c2w.reshape(b * n, 4, 4).float())[:, :2].to(rgb.device),)
+        return self.sds(rgb.reshape(b * n, *rgb.shape[2:]), cond).reshape(b, n).mean(1)
 
 
 class ImageSDSGuidance(_SDS):

@@ -23,7 +23,7 @@ from p2nlib.core import paths
 BOOK = paths.ROOT / "book"
 #: what each kind of claim is, on the claims page
 KIND_WORDS = {"paper": "the paper says it", "stand-in": "a bar the book set for its own stand-ins",
-              "check": "true by construction"}
+              "check": "true by construction, or a control a stand-in must pass"}
 PLOTLYJS = "plotly.min.js"            # book/_static/<this>, copied from the plotly package by prepare()
 
 
@@ -35,7 +35,7 @@ def discussion(path: Path) -> dict[str, str]:
     return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
 
 
-WRITTEN_FOR = re.compile(r"^\*Written for the verdict: (holds|does not hold|not judged)\.\*", flags=re.M)
+WRITTEN_FOR = re.compile(r"^\*Written for the verdict: (holds|does not hold|undecided|not judged)\.\*", flags=re.M)
 
 
 def discussion_verdicts(path: Path) -> dict[str, str | None]:
@@ -55,26 +55,27 @@ def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
     data = claims.load(claims_file)
     data = {**data, "claims": [claims.with_kind(c) for c in data["claims"]]}
     n = len(data["claims"])
-    held = sum(c["holds"] is True for c in data["claims"])
-    failed = [c for c in data["claims"] if c["holds"] is False]
+    by_verdict = {v: [c for c in data["claims"] if claims.verdict(c) == v] for v in claims.VERDICTS}
     notes = discussion(discussion_file or BOOK / "claims_discussion.md")
-    fails = ", ".join(f"[{claims.md_text(c['id'])}](#{claims.claim_anchor(c['id'])})"
-                      for _, rows in claims.group_claims({"claims": failed}) for c in rows)
     lines = [
         "# Claims ledger\n",
         f"Every number below was measured by the notebooks of this book and merged into "
-        f"`figures/claims.json`: {n} claims; {held} hold, {len(failed)} do not hold, "
-        f"{n - held - len(failed)} are not judged against a paper value. "
+        f"`figures/claims.json`: {n} claims; {_counts(dict((v, len(c)) for v, c in by_verdict.items()))}. "
+        "A claim is undecided when the 95% interval of its measurement straddles its bar, or when it was "
+        "measured through a per-prompt baseline (the stand-ins for DreamFusion and Zero-1-to-3) that has not "
+        "passed its controls (the checks `controls.*`); it is not judged when it has no bar. "
         "*paper* is the paper's value, *ours* the measured one. Click a claim for its note, the bar it "
         "is judged against, the run that measured it (notebook, profile, device, commit) and its "
         "discussion: why it does not hold, or what a claim that holds still hides.\n",
         f'<div id="claims-count" data-count="{n}"></div>\n',
-        "By kind — " + "; ".join(
-            f"**{kind}** ({KIND_WORDS[kind]}): {sum(v.values())}, of which {v['holds']} hold, {v['does not hold']} "
-            f"do not hold, {v['not judged']} not judged" for kind, v in claims.kind_counts(data).items()) + ".\n",
+        "By kind — " + "; ".join(f"**{kind}** ({KIND_WORDS[kind]}): {sum(v.values())}, of which {_counts(v)}"
+                                 for kind, v in claims.kind_counts(data).items()) + ".\n",
     ]
-    if failed:
-        lines.append(f"Claims that do not hold: {fails}.\n")
+    for word, title in ((claims.FAILS, "Claims that do not hold"), (claims.UNDECIDED, "Claims left undecided")):
+        if by_verdict[word]:
+            lines.append(f"{title}: " + ", ".join(
+                f"[{claims.md_text(c['id'])}](#{claims.claim_anchor(c['id'])})"
+                for _, rows in claims.group_claims({"claims": by_verdict[word]}) for c in rows) + ".\n")
     others = profile_ledgers(claims_file.parent)
     for title, ledger in others.items():
         lines.append(_profile_paragraph(title, data, ledger))
@@ -102,17 +103,21 @@ def profile_ledgers(figures_dir: Path) -> dict[str, dict]:
     return out
 
 
+def _counts(v: dict[str, int]) -> str:
+    """Counts by verdict in words: ``3 hold, 2 do not hold, 1 undecided, 4 not judged``."""
+    return (f"{v[claims.HOLDS]} hold, {v[claims.FAILS]} do not hold, {v[claims.UNDECIDED]} undecided, "
+            f"{v[claims.NOT_JUDGED]} not judged")
+
+
 def _profile_paragraph(title: str, data: dict, ledger: dict) -> str:
     """One paragraph per other profile: its counts by kind and the claims whose verdicts differ from ours."""
-    counts = "; ".join(f"{kind} {v['holds']} of {sum(v.values())} hold"
-                       for kind, v in claims.kind_counts(ledger).items())
+    counts = "; ".join(f"{kind} {sum(v.values())}: {_counts(v)}" for kind, v in claims.kind_counts(ledger).items())
     differ = claims.disagreements(data, ledger)
-    words = {True: "holds", False: "does not hold"}
     text = (f"**Profile {claims.md_text(title)}** (its own run, `figures/{title.split()[0]}/claims.json`; a column of "
             f"every table below): {len(ledger['claims'])} claims; {counts}. ")
     if differ:
         text += "Verdicts that differ from the default profile's: " + "; ".join(
-            f"[{claims.md_text(cid)}](#{claims.claim_anchor(cid)}) {words[a]} here, {words[b]} there"
+            f"[{claims.md_text(cid)}](#{claims.claim_anchor(cid)}) {a} here, {b} there"
             for cid, a, b in differ) + " (each discussion says why, where it is known).\n"
     else:
         text += "Every claim judged in both has the same verdict in both.\n"

@@ -6,10 +6,16 @@ and date. After a notebook succeeds, the runner merges its records into ``figure
 (:func:`merge_into`), replacing only that notebook's earlier claims, so a failing notebook never
 wipes the claims of the others. :func:`render_section_tables` and :func:`render_claim_details`
 make the book's claims page (:func:`render_markdown`: all claims as one flat table).
+
+Each entry carries its verdict (``verdict``: holds, does not hold, undecided or not judged) and, for readers
+of the older two-state ledger, ``holds`` (True, False, or None for undecided and not judged). A ledger of
+schema version 1 (no ``verdict``) is read with its verdicts taken from ``holds``, and its claims under their
+current ids (:data:`p2nlib.book.claims_spec.RENAMED`).
 """
 from __future__ import annotations
 
 import datetime as _dt
+import html
 import json
 import math
 import os
@@ -22,11 +28,12 @@ from typing import Any
 
 from p2nlib.core import paths
 from p2nlib.core.artifacts import write_json_atomic
-from p2nlib.book.claims_spec import KINDS, SPECS
+from p2nlib.book.claims_spec import (FAILS, HOLDS, HOLDS_FIELD, KINDS, MODALITIES, NOT_JUDGED, PRIORS,
+                                     RENAMED, SPECS, UNDECIDED, VERDICTS, control_ids)
 from p2nlib.core.errors import ClaimsFileError
 
-SCHEMA_VERSION = 1
-OPTIONAL_FIELDS = ("ci95", "n", "ceiling", "refs")
+SCHEMA_VERSION = 2
+OPTIONAL_FIELDS = ("ci95", "n", "ceiling", "refs", "through", "gated")
 STAMP_FIELDS = ("notebook", "profile", "device", "torch", "commit", "date")
 
 
@@ -37,12 +44,15 @@ class Claim:
     value: float | str | None
     unit: str = ""
     paper: float | str | None = None
-    holds: bool | None = None
+    verdict: str = NOT_JUDGED           # holds, does not hold, undecided or not judged (claims_spec.VERDICTS)
+    holds: bool | None = None           # True: holds, False: does not hold, None: undecided or not judged
     note: str = ""
     ci95: list[float] | None = None     # 95% interval of a repeated measurement
     n: int | None = None                # how many measurements it summarises (e.g. prompts × seeds)
     ceiling: float | None = None        # the largest value the measurement can report (a speed-up's cap)
     refs: dict[str, float] | None = None  # the measurements the bar compares the value with, by name
+    through: dict[str, str] | None = None  # the baselines it was measured through and their priors: {"text": "ideal"}
+    gated: str | None = None            # why it is undecided: a baseline it runs through did not pass its controls
 
 
 def schema() -> dict:
@@ -94,8 +104,8 @@ def _clean(value: Any) -> Any:
 
 
 def record(id: str, value: Any, *, refs: dict[str, float] | None = None, note: str = "", ci95=None,
-           n: int | None = None, ceiling: float | None = None, holds: bool | None = None,
-           section: str | None = None, unit: str = "", paper: Any = None) -> Claim:
+           n: int | None = None, ceiling: float | None = None, through: dict[str, str] | None = None,
+           holds: bool | None = None, section: str | None = None, unit: str = "", paper: Any = None) -> Claim:
     """Record one measured claim for the running notebook (replaces an earlier one of the same id).
 
     For a claim of the book's table (:mod:`p2nlib.book.claims_spec`) the section, the paper's value, the
@@ -104,6 +114,11 @@ def record(id: str, value: Any, *, refs: dict[str, float] | None = None, note: s
     Any other id needs ``section`` and may give ``holds`` (True, False, or None when not judged). A
     repeated measurement also gives its 95% interval ``ci95`` (low, high) and ``n``; a bounded one its
     ``ceiling``.
+
+    A claim measured through per-prompt baselines (``spec.through``) needs ``through``: the prior each of
+    those baselines ran with, e.g. ``{"text": "ideal", "image": "trained"}``. Its verdict is the bar's only
+    when every control of each (``controls.<modality>.<prior>.*``, looked up in this notebook's records, then
+    in the merged ledger) holds; otherwise it is undecided, and ``gated`` says which controls did not pass.
     """
     path = _record_file()
     if not path.exists():
@@ -111,7 +126,8 @@ def record(id: str, value: Any, *, refs: dict[str, float] | None = None, note: s
     if ci95 is not None and (len(ci95) != 2 or not ci95[0] <= ci95[1]):
         raise ValueError(f"claim {id!r}: ci95 must be (low, high) with low <= high, got {ci95}")
     value, refs = _clean(value), None if refs is None else {k: _clean(v) for k, v in refs.items()}
-    spec = SPECS.get(id)
+    data = json.loads(path.read_text())
+    spec, gated = SPECS.get(id), None
     if spec is not None:
         if section is not None or unit or paper is not None or holds is not None:
             raise ValueError(f"claim {id!r}: its section, paper value, unit and verdict come from "
@@ -120,30 +136,87 @@ def record(id: str, value: Any, *, refs: dict[str, float] | None = None, note: s
         if unknown:
             raise ValueError(f"claim {id!r}: its bar compares with {sorted(spec.refs)}, not {sorted(unknown)}")
         section, unit, paper = spec.section, spec.unit, spec.paper
-        holds = spec.judge(value, ci95, refs)
+        word = spec.judge(value, ci95, refs)
+        through = _through(id, spec.through, through)
+        if through:
+            gated = _gate(id, through, data["claims"])
+            if gated:
+                word = UNDECIDED
+    elif id in RENAMED:
+        raise ValueError(f"claim {id!r} is now {RENAMED[id]!r} (p2nlib/book/claims_spec.py): record it under "
+                         "that id, with what its bar compares with")
     elif section is None:
         raise ValueError(f"claim {id!r} is not in p2nlib/book/claims_spec.py: add a row there (or pass section=)")
+    elif through is not None:
+        raise ValueError(f"claim {id!r}: only a claim of p2nlib/book/claims_spec.py runs through a baseline")
+    else:
+        word = NOT_JUDGED if holds is None else HOLDS if holds else FAILS
     claim = Claim(id=id, section=section, value=value, unit=unit, paper=_clean(paper),
-                  holds=None if holds is None else bool(holds), note=note,
+                  holds=HOLDS_FIELD[word], note=note,
                   ci95=None if ci95 is None else [_clean(v) for v in ci95], n=None if n is None else int(n),
-                  ceiling=_clean(ceiling), refs=refs or None)
+                  ceiling=_clean(ceiling), refs=refs or None, verdict=word, through=through or None, gated=gated)
     entry = {k: v for k, v in asdict(claim).items() if v is not None or k not in OPTIONAL_FIELDS}
-    data = json.loads(path.read_text())
     data["claims"] = [c for c in data["claims"] if c["id"] != id] + [entry]
     _atomic_write(path, data)
     return claim
 
 
+def _through(claim_id: str, needed: tuple[str, ...], through: dict[str, str] | None) -> dict[str, str]:
+    """The priors of the baselines ``claim_id`` runs through, checked (only those it runs through are kept)."""
+    if not needed:
+        if through:
+            raise ValueError(f"claim {claim_id!r} does not run through a per-prompt baseline: do not pass through=")
+        return {}
+    missing = [m for m in needed if m not in (through or {})]
+    if missing:
+        raise ValueError(f"claim {claim_id!r} runs through the {' and '.join(missing)} baseline: pass "
+                         f"through={{{', '.join(f'{m!r}: ...' for m in missing)}}}, the prior it used "
+                         f"(one of {', '.join(PRIORS)})")
+    bad = {m: p for m, p in through.items() if m in needed and p not in PRIORS}
+    if bad:
+        raise ValueError(f"claim {claim_id!r}: through={bad}: a baseline's prior is one of {', '.join(PRIORS)}")
+    return {m: through[m] for m in needed}
+
+
+def baseline_text(modality: str, prior: str) -> str:
+    """``"the text baseline (ideal prior)"``."""
+    return f"{MODALITIES[modality]} ({prior} prior)"
+
+
+def _gate(claim_id: str, through: dict[str, str], own: list[dict]) -> str | None:
+    """Why ``claim_id`` cannot be judged through these baselines (a control that does not hold), or None when
+    every control of every baseline holds. Controls are looked up in ``own`` (this notebook's records), then in
+    the merged ledger; a control recorded nowhere is an error."""
+    found = {c["id"]: verdict(c) for c in upgrade_entries(own)}
+    ledger = paths.figures_dir() / "claims.json"
+    wanted = {cid for m, prior in through.items() for cid in control_ids(m, prior)}
+    if wanted - set(found) and ledger.exists():
+        found = {**{c["id"]: verdict(c) for c in load(ledger)["claims"]}, **found}
+    missing = [f"{baseline_text(m, prior)}: record its controls "
+               f"{', '.join(cid for cid in control_ids(m, prior) if cid not in found)} first"
+               for m, prior in through.items() if set(control_ids(m, prior)) - set(found)]
+    if missing:
+        raise ValueError(f"claim {claim_id!r} runs through " + "; and through ".join(missing))
+    failed = [f"{baseline_text(m, prior)} did not pass its controls: "
+              + ", ".join(f"{cid} ({found[cid]})" for cid in control_ids(m, prior) if found[cid] != HOLDS)
+              for m, prior in through.items() if any(found[cid] != HOLDS for cid in control_ids(m, prior))]
+    return "; ".join(failed) or None
+
+
 def frame(recorded: list[Claim]):
-    """Claims just recorded, as a small table for the end of a notebook."""
+    """Claims just recorded, as a small table for the end of a notebook (``gated``: why a claim measured through
+    a baseline is undecided, when one is)."""
     import pandas as pd
 
-    rows = [{"claim": c.id, "paper": c.paper, "ours": c.value, "verdict": verdict(c.holds)} for c in recorded]
+    rows = [{"claim": c.id, "paper": c.paper, "ours": c.value, "verdict": verdict(c)} for c in recorded]
     if any(c.ci95 is not None for c in recorded):
         for row, c in zip(rows, recorded):
             row["95% interval"] = "" if c.ci95 is None else interval_text(c.ci95)
             row["n"] = "" if c.n is None else c.n
             row["ceiling"] = "" if c.ceiling is None else fmt(c.ceiling)
+    if any(c.gated for c in recorded):
+        for row, c in zip(rows, recorded):
+            row["gated"] = c.gated or ""
     return pd.DataFrame(rows).set_index("claim")
 
 
@@ -167,11 +240,49 @@ def validate(data: dict, source: str | Path = "claims data") -> dict:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise ClaimsFileError(f"{source}: duplicate claim ids {dupes}; delete the file and rerun `make book`.")
+    odd = [c["id"] for c in data["claims"] if "verdict" in c and HOLDS_FIELD[c["verdict"]] is not c["holds"]]
+    if odd:
+        raise ClaimsFileError(f"{source}: claims {odd} have a 'holds' field that disagrees with their verdict "
+                              "(True for holds, False for does not hold, null otherwise); delete the file and "
+                              "rerun `make book`.")
     return data
 
 
+def upgrade_entries(entries: list) -> list:
+    """Entries of an older ledger or record file as the current schema has them: a missing ``verdict`` taken
+    from ``holds`` (True: holds, False: does not hold, None: not judged) and renamed claims under their new ids
+    and sections, their notes saying so (dropped where the new id is there too). Anything else is left for
+    :func:`validate` to name."""
+    ids = {c.get("id") for c in entries if isinstance(c, dict)}
+    out = []
+    for c in entries:
+        if isinstance(c, dict):
+            if "verdict" not in c and "holds" in c and c["holds"] in (True, False, None):
+                c = _with_verdict(c, {True: HOLDS, False: FAILS, None: NOT_JUDGED}[c["holds"]])
+            if c.get("id") in RENAMED:
+                new = RENAMED[c["id"]]
+                if new in ids:
+                    continue
+                said = f"recorded as {c['id']}, judged by the bar it had then"
+                c = {**c, "id": new, "section": SPECS[new].section,
+                     "note": f"{c['note']}; {said}" if isinstance(c.get("note"), str) and c["note"] else said}
+        out.append(c)
+    return out
+
+
+def _with_verdict(c: dict, word: str) -> dict:
+    """``c`` with ``verdict`` just before ``holds`` (where a current entry has it)."""
+    out = {}
+    for k, v in c.items():
+        if k == "holds":
+            out["verdict"] = word
+        out[k] = v
+    return out
+
+
 def load(path: str | Path | None = None) -> dict:
-    """Read and validate ``figures/claims.json`` (or ``path``)."""
+    """Read and validate ``figures/claims.json`` (or ``path``); a ledger of schema version 1 is read as version 2
+    (:func:`upgrade_entries`)."""
     path = Path(path or paths.figures_dir() / "claims.json")
     if not path.exists():
         raise ClaimsFileError(f"{path} does not exist; run `make book` to create it.")
@@ -179,6 +290,8 @@ def load(path: str | Path | None = None) -> dict:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ClaimsFileError(f"{path} is not valid JSON ({err}); delete it and rerun `make book`.") from None
+    if isinstance(data, dict) and data.get("schema_version") == 1 and isinstance(data.get("claims"), list):
+        data = {**data, "schema_version": SCHEMA_VERSION, "claims": upgrade_entries(data["claims"])}
     return validate(data, path)
 
 
@@ -189,10 +302,10 @@ def with_kind(c: dict) -> dict:
 
 
 def kind_counts(data: dict) -> dict[str, dict[str, int]]:
-    """Per kind, how many claims hold, do not hold and are not judged."""
-    out = {k: {"holds": 0, "does not hold": 0, "not judged": 0} for k in KINDS}
+    """Per kind, how many claims hold, do not hold, are undecided and are not judged."""
+    out = {k: dict.fromkeys(VERDICTS, 0) for k in KINDS}
     for c in data["claims"]:
-        out[c.get("kind", "paper")][verdict(c["holds"])] += 1
+        out[c.get("kind", "paper")][verdict(c)] += 1
     return out
 
 
@@ -202,7 +315,7 @@ def merge_into(record_file: str | Path, claims_file: str | Path | None = None) -
     claims_file = Path(claims_file or paths.figures_dir() / "claims.json")
     try:
         rec = json.loads(record_file.read_text())
-        stamp, new = rec["stamp"], rec["claims"]
+        stamp, new = rec["stamp"], upgrade_entries(rec["claims"])
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise ClaimsFileError(f"{record_file}: unreadable claim record ({err!r}); rerun its notebook.") from None
     data = load(claims_file) if claims_file.exists() else {"claims": []}
@@ -217,8 +330,25 @@ def merge_into(record_file: str | Path, claims_file: str | Path | None = None) -
     return out
 
 
-def verdict(holds: bool | None) -> str:
-    return {True: "holds", False: "does not hold", None: "not judged"}[holds]
+def verdict(claim: Claim | dict) -> str:
+    """A claim's verdict: ``"holds"``, ``"does not hold"``, ``"undecided"`` or ``"not judged"``."""
+    word = claim.verdict if isinstance(claim, Claim) else claim["verdict"]
+    if word not in VERDICTS:
+        raise ValueError(f"claim {claim.id if isinstance(claim, Claim) else claim.get('id')!r}: verdict {word!r} "
+                         f"is not one of {list(VERDICTS)}")
+    return word
+
+
+def undecided_reason(c: dict) -> str:
+    """Why an undecided claim is undecided ('' for any other verdict)."""
+    if verdict(c) != UNDECIDED:
+        return ""
+    return c.get("gated") or "its 95% interval straddles the bar"
+
+
+def through_text(c: dict) -> str:
+    """``"text baseline (ideal prior), image baseline (trained prior)"`` ('' for a claim without ``through``)."""
+    return ", ".join(baseline_text(m, prior).removeprefix("the ") for m, prior in (c.get("through") or {}).items())
 
 
 def fmt(value: Any) -> str:
@@ -243,7 +373,7 @@ def render_markdown(data: dict, columns: tuple[str, ...] = ("id", "section", "pa
     lines = ["| " + " | ".join(header.get(c, c) for c in columns) + " |",
              "|" + "|".join("---" for _ in columns) + "|"]
     for c in data["claims"]:
-        row = {**c, "verdict": verdict(c["holds"])}
+        row = {**c, "verdict": verdict(c)}
         cells = [fmt(row[col]).replace("|", "\\|").replace("\n", " ") for col in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -251,7 +381,7 @@ def render_markdown(data: dict, columns: tuple[str, ...] = ("id", "section", "pa
 
 # ---- the book's claims page: one compact table per paper section, details one click below ----------
 
-VERDICT_CLASS = {True: "holds", False: "fails", None: "unjudged"}
+VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", UNDECIDED: "undecided", NOT_JUDGED: "unjudged"}
 
 
 def section_group(section: str) -> str:
@@ -263,8 +393,9 @@ _ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50}
 
 
 def _group_order(group: str) -> tuple:
-    """Paper order: §1 … §9, then the supplement (supp. I, II, …), then anything else by name."""
-    m = re.fullmatch(r"§\s*(\d+(?:\.\d+)*)", group)
+    """Paper order: §1 … §9 (a range, §4.5–4.6, just after its first section), then the supplement (supp. I, II,
+    …), then anything else by name."""
+    m = re.fullmatch(r"§\s*(\d+(?:\.\d+)*)(?:\s*[–-]\s*\d+(?:\.\d+)*)?", group)     # "§4.5", "§4.5–4.6"
     if m:
         return (0, tuple(int(p) for p in m.group(1).split(".")), group)
     m = re.fullmatch(r"supp\.?\s*([IVXL]+)", group, flags=re.I)
@@ -326,9 +457,13 @@ def interval_line(c: dict) -> str:
     return ("*Spread:* " + md_text("; ".join(parts))) if parts else ""
 
 
-def verdict_html(holds: bool | None) -> str:
-    """The verdict as a styled label (``p2n-verdict-holds`` / ``-fails`` / ``-unjudged``, see p2n.css)."""
-    return f'<span class="p2n-verdict p2n-verdict-{VERDICT_CLASS[holds]}">{verdict(holds)}</span>'
+def verdict_html(c: dict) -> str:
+    """A claim's verdict as a styled label (``p2n-verdict-holds`` / ``-fails`` / ``-undecided`` / ``-unjudged``,
+    see p2n.css); an undecided one says why on hover."""
+    word = verdict(c)
+    why = html.escape(undecided_reason(c), quote=True)
+    title = f' title="{why}"' if why else ""
+    return f'<span class="p2n-verdict p2n-verdict-{VERDICT_CLASS[word]}"{title}>{word}</span>'
 
 
 def render_section_tables(data: dict, others: dict[str, dict] | None = None) -> str:
@@ -347,19 +482,19 @@ def render_section_tables(data: dict, others: dict[str, dict] | None = None) -> 
             cells = ""
             for t in others:
                 o = by_id[t].get(c["id"])
-                cells += " — |" if o is None else f" {shown_value(o)} {verdict_html(o['holds'])} |"
+                cells += " — |" if o is None else f" {shown_value(o)} {verdict_html(o)} |"
             out.append(f"| [{label}](#{claim_anchor(c['id'])}) | {md_text(c['paper'])} "
-                       f"| {shown_value(c)} | {verdict_html(c['holds'])} |" + cells)
+                       f"| {shown_value(c)} | {verdict_html(c)} |" + cells)
         out += [":::", ""]
     return "\n".join(out) + "\n"
 
 
-def disagreements(data: dict, other: dict) -> list[tuple[str, bool | None, bool | None]]:
-    """Claims judged in both ledgers whose verdicts differ: ``(id, verdict here, verdict there)``."""
-    there = {c["id"]: c["holds"] for c in other["claims"]}
-    return [(c["id"], c["holds"], there[c["id"]]) for c in data["claims"]
-            if c["id"] in there and c["holds"] is not None and there[c["id"]] is not None
-            and c["holds"] != there[c["id"]]]
+def disagreements(data: dict, other: dict) -> list[tuple[str, str, str]]:
+    """Claims judged in both ledgers whose verdicts differ: ``(id, verdict here, verdict there)``, each one of
+    holds, does not hold or undecided."""
+    there = {c["id"]: verdict(c) for c in other["claims"]}
+    return [(c["id"], verdict(c), there[c["id"]]) for c in data["claims"]
+            if c["id"] in there and NOT_JUDGED not in (verdict(c), there[c["id"]]) and verdict(c) != there[c["id"]]]
 
 
 def render_claim_details(data: dict, discussion: dict[str, str] | None = None) -> str:
@@ -372,8 +507,12 @@ def render_claim_details(data: dict, discussion: dict[str, str] | None = None) -
         for c in rows:
             out += [":::{rubric} " + md_text(c["id"]), f":name: {claim_anchor(c['id'])}",
                     ":class: p2n-claim-id", ":::", "",
-                    f"{verdict_html(c['holds'])} · {md_text(c['section'])} · paper {md_text(c['paper'])} · "
+                    f"{verdict_html(c)} · {md_text(c['section'])} · paper {md_text(c['paper'])} · "
                     f"ours {shown_value(c)} · [back to {md_text(group)}](#{group_anchor(group)})", ""]
+            if undecided_reason(c):
+                out += [f"*Undecided:* {md_text(undecided_reason(c))}", ""]
+            if c.get("through"):
+                out += [f"*Judged through:* {md_text(through_text(c))}", ""]
             spec = SPECS.get(c["id"])
             if spec is not None and spec.rule:
                 test = spec.bar_text(c.get("refs"))

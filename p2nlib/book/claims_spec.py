@@ -5,6 +5,16 @@ Notebooks measure and call :func:`p2nlib.book.claims.record` with the value (and
 with another measurement, that measurement by name in ``refs``); the verdict is computed here, by
 :meth:`ClaimSpec.judge`, never at the call site. A bar is set once, before looking at results, and is never
 moved to turn a verdict green; the rule and the comparison are printed on the book's claims page.
+
+A verdict is one of :data:`VERDICTS`: ``"holds"``, ``"does not hold"``, ``"undecided"`` (a bar read on a 95%
+interval that straddles it; or a claim measured through a per-prompt baseline that has not passed its
+controls, see ``through``) and ``"not judged"`` (no bar).
+
+The per-prompt baselines (the text SDS baseline and the image SDS baseline, stand-ins for DreamFusion and
+Zero-1-to-3) judge a paper claim only after they passed their controls: per modality and prior, the
+``controls.<modality>.<prior>.<control>`` claims of kind ``check`` (:func:`control_ids`). A claim whose
+measurement runs through a baseline names that modality in ``through``; :func:`p2nlib.book.claims.record`
+looks its controls up and leaves the claim undecided when one of them does not hold.
 """
 from __future__ import annotations
 
@@ -17,6 +27,29 @@ from typing import Any
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 SYMBOLS = {">=": "≥", ">": ">", "<=": "≤", "<": "<"}
 
+#: the verdict words, from best to unjudged
+HOLDS, FAILS, UNDECIDED, NOT_JUDGED = VERDICTS = ("holds", "does not hold", "undecided", "not judged")
+#: the boolean ``holds`` field a verdict keeps in the ledger (for readers of the older, two-state field)
+HOLDS_FIELD = {HOLDS: True, FAILS: False, UNDECIDED: None, NOT_JUDGED: None}
+
+#: the per-prompt baselines a claim can be measured through (``ClaimSpec.through``), by modality
+MODALITIES = {"text": "the text baseline", "image": "the image baseline"}
+#: the priors a baseline can run with, and the controls it must pass with each
+PRIORS = ("trained", "ideal")
+CONTROLS = ("positive", "negative", "scratch")
+
+
+def control_ids(modality: str, prior: str) -> tuple[str, ...]:
+    """The ids of the controls the ``modality`` baseline must pass with ``prior`` before it judges a claim."""
+    if modality not in MODALITIES or prior not in PRIORS:
+        raise ValueError(f"no controls for modality {modality!r} with prior {prior!r}: modality one of "
+                         f"{sorted(MODALITIES)}, prior one of {list(PRIORS)}")
+    return tuple(f"controls.{modality}.{prior}.{c}" for c in CONTROLS)
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(float(x))
+
 
 @dataclass(frozen=True)
 class Bar:
@@ -26,6 +59,10 @@ class Bar:
     the lower end for ``>``/``>=``, the upper for ``<``/``<=``), or the name of a reference measured beside it;
     ``ref`` names a reference measured beside the claim (e.g. ``"image baseline"``), passed to
     :meth:`ClaimSpec.judge` in ``refs``.
+
+    On the value or a reference the comparison holds or does not. On the interval it holds when the end on the
+    bar's side clears the bar, does not hold when the far end fails too (the whole interval is on the wrong
+    side), and is undecided when the interval straddles the bar.
     """
     op: str
     level: float = 0.0
@@ -36,27 +73,41 @@ class Bar:
         if self.op not in OPS:
             raise ValueError(f"Bar op must be one of {sorted(OPS)}, got {self.op!r}")
 
-    def _side(self, value: float, ci95, refs: dict, claim_id: str) -> float:
+    def _sides(self, value: float, ci95, refs: dict, claim_id: str) -> tuple:
+        """The left side: ``(near, far)``; ``far`` is the interval's other end, None off the interval."""
         if self.of == "value":
-            return value
+            return value, None
         if self.of == "interval":
             if ci95 is None:
                 raise ValueError(f"claim {claim_id!r} is judged on its 95% interval; pass ci95")
-            return ci95[0] if self.op in (">", ">=") else ci95[1]
-        return _ref(refs, self.of, claim_id)
+            low, high = ci95
+            return (low, high) if self.op in (">", ">=") else (high, low)
+        return _ref(refs, self.of, claim_id), None
+
+    def verdict(self, value: float, ci95=None, refs: dict | None = None, claim_id: str = "") -> str:
+        """``"holds"``, ``"does not hold"`` or (on the interval, when it straddles the bar) ``"undecided"``;
+        ``"does not hold"`` when a side it needs is missing (None) or not finite."""
+        near, far = self._sides(value, ci95, refs or {}, claim_id)
+        ref = _ref(refs or {}, self.ref, claim_id) if self.ref else 0.0
+        if not _finite(near) or not _finite(ref):
+            return FAILS
+        bar = self.level + float(ref)
+        if OPS[self.op](float(near), bar):
+            return HOLDS
+        if self.of == "interval" and _finite(far) and OPS[self.op](float(far), bar):
+            return UNDECIDED
+        return FAILS
 
     def holds(self, value: float, ci95=None, refs: dict | None = None, claim_id: str = "") -> bool:
-        """Whether the comparison holds; False when either side is missing (None) or not finite."""
-        lhs = self._side(value, ci95, refs or {}, claim_id)
-        ref = _ref(refs or {}, self.ref, claim_id) if self.ref else 0.0
-        if lhs is None or ref is None or not math.isfinite(float(lhs)) or not math.isfinite(float(ref)):
-            return False
-        return bool(OPS[self.op](float(lhs), self.level + float(ref)))
+        """Whether the comparison holds (:meth:`verdict` is ``"holds"``)."""
+        return self.verdict(value, ci95, refs, claim_id) == HOLDS
 
     def text(self, unit: str = "", refs: dict | None = None) -> str:
         """The comparison in words, e.g. ``value ≥ train split − 0.05 (= 0.781)`` or ``value ≥ 30 dB``."""
         lhs = {"value": "value", "interval": "95% interval's "
                + ("lower" if self.op in (">", ">=") else "upper") + " end"}.get(self.of, self.of)
+        if self.of not in ("value", "interval"):
+            unit = ""                        # the claim's unit is its value's; a reference's level stands alone
         u = f" {unit}" if unit and unit not in ("×",) else unit
         if self.ref is None:
             rhs = f"{self.level:g}{u}"
@@ -84,7 +135,9 @@ class ClaimSpec:
     bar: tuple[Bar, ...] = ()    # every comparison must hold; () : not judged
     rule: str = "not judged"     # how the verdict is decided, in words
     kind: str = "paper"          # "paper": the paper says it; "stand-in": a bar or measure the book set for its own
-                                 # substitutes; "check": true by construction
+                                 # substitutes; "check": true by construction, or a control of a stand-in
+    through: tuple[str, ...] = ()  # the per-prompt baselines (MODALITIES) the measurement runs through: judged
+                                   # only once each passed its controls with the prior it used
 
     @property
     def judged(self) -> bool:
@@ -95,13 +148,16 @@ class ClaimSpec:
         """The references the bar compares with (to be passed to :meth:`judge`)."""
         return {n for b in self.bar for n in (b.ref, b.of) if n and n not in ("value", "interval")}
 
-    def judge(self, value, ci95=None, refs: dict | None = None) -> bool | None:
-        """The verdict of ``value`` against the bar (None: not judged; False for a missing or non-finite value)."""
+    def judge(self, value, ci95=None, refs: dict | None = None) -> str:
+        """The verdict of ``value`` against the bar, one of :data:`VERDICTS`: ``"not judged"`` without a bar;
+        ``"does not hold"`` for a missing value or when any comparison does not hold; else ``"undecided"`` when
+        any is undecided (an interval straddling its bar); else ``"holds"``."""
         if not self.bar:
-            return None
+            return NOT_JUDGED
         if value is None:
-            return False
-        return all(b.holds(value, ci95, refs, self.id) for b in self.bar)
+            return FAILS
+        verdicts = [b.verdict(value, ci95, refs, self.id) for b in self.bar]
+        return FAILS if FAILS in verdicts else UNDECIDED if UNDECIDED in verdicts else HOLDS
 
     def bar_text(self, refs: dict | None = None) -> str:
         """The bar as comparisons, e.g. ``value ≥ 30 dB``; '' when not judged."""
@@ -171,11 +227,6 @@ _ROWS = (
     ClaimSpec("priors.view_psnr_gain", "§4.6 (our stand-in)", None, "dB", _b(">", 0.0),
               "the book's bar for its view prior: sampled novel views of held-out objects are closer to the "
               "ground truth (PSNR) than copying the reference view (the value: sampled minus copied, dB)"),
-    ClaimSpec("ood.scratch_prompts_built", "§4.6 (our stand-in)", None, "prompts of 10", _b(">=", 8),
-              "the book's bar for its score-distillation baselines: from scratch (DreamFusion's blob start), text SDS "
-              "has built the object where the convergence test stops the run (p2nlib.eval.built: CLIP names the "
-              "prompt's category and the silhouette has the category's size) for more than half the seeds of at "
-              "least 8 of the 10 text prompts of 05 and 06"),
     # supplement I: rotation invariance
     ClaimSpec("rotation.psnr_random_view_training", "supp. I", "high from any view", "dB",
               _b(">", ref="fixed-view model"), "holds when above the fixed-view model's PSNR"),
@@ -232,16 +283,62 @@ _ROWS = (
               "of NRS minus DI similarity at convergence (medians over seeds) is > 0"),
 )
 
-#: claims that are not the paper's: bars and measures of the book's own stand-ins, and checks true by construction
+#: the controls of the per-prompt baselines, per modality: (unit, bar, rule) of each control
+_CONTROL_BARS = {
+    "text": {
+        "positive": ("share of runs", _b(">=", 0.9),
+                     "started from the fitted NeRF of a world object of the prompt's category and colour, the text "
+                     "baseline leaves it built (p2nlib.eval.built) at the cap in at least 90% of runs"),
+        "negative": ("share of runs", _b(">=", 0.5),
+                     "the same starts with the prompt of another category: the run moves (it is no longer built as "
+                     "the old category, or is built as the new one) in most runs"),
+        "scratch": ("prompts of 10", (Bar(">=", 8), Bar("<=", 0.1, of="runs failed")),
+                    "from DreamFusion's blob start, the text baseline has built the object where the convergence "
+                    "test stops the run for more than half the seeds of at least 8 of the 10 text prompts, with at "
+                    "most 10% of runs failed (an empty or uniform scene)"),
+    },
+    "image": {
+        "positive": ("share of runs", _b(">=", 0.9),
+                     "started from the fitted NeRF of the prompt's own object, the image baseline keeps its "
+                     "novel-view PSNR within 1 dB of the start and mask IoU >= 0.8 at the cap in at least 90% of runs"),
+        "negative": ("share of runs", _b(">=", 0.5),
+                     "the same starts with the prompt of another category: the run moves (the novel-view PSNR to the "
+                     "new prompt's object rises by at least 1 dB or its mask IoU by 0.1) in most runs"),
+        "scratch": ("share of runs", _b(">=", 0.8),
+                    "from the blob start, the image baseline reaches the novel-view quality bar (mask IoU >= 0.7 on "
+                    "views at least 60 degrees from the reference) before the cap in at least 80% of runs"),
+    },
+}
+_ROWS += tuple(ClaimSpec(f"controls.{m}.{prior}.{control}", "§4.5–4.6 (controls of the stand-ins)", None, unit, bar,
+                         rule, kind="check")
+               for m in MODALITIES for prior in PRIORS for control, (unit, bar, rule) in _CONTROL_BARS[m].items())
+
+#: claims that are not the paper's: bars and measures of the book's own stand-ins, checks true by construction and
+#: the controls of the stand-ins
 _KINDS = {"overview.nerf_param_tensors": "check",
+          **{r.id: "check" for r in _ROWS if r.id.startswith("controls.")},
           **{cid: "stand-in" for cid in ("clip.zero_shot_top1", "clip.retrieval_top1", "clip.retrieval_top5",
                                          "vae.recon_psnr_test", "generation.psnr_test",
                                          "splits.vae_recon_psnr_test", "splits.generation_psnr_test",
                                          "study.recon_psnr_test_paper_recipe", "study.generation_psnr_test_paper_recipe",
-                                         "priors.text_zero_shot_samples", "priors.view_psnr_gain",
-                                         "ood.scratch_prompts_built")}}
-_ROWS = tuple(dataclasses.replace(r, kind=_KINDS.get(r.id, "paper")) for r in _ROWS)
+                                         "priors.text_zero_shot_samples", "priors.view_psnr_gain")}}
+#: the baselines each claim's measurement runs through (judged only once they passed their controls)
+_THROUGH = {**{cid: ("text", "image") for cid in ("ood.speedup_vs_scratch", "ood.speedup_to_quality_vs_scratch",
+                                                  "ood.speedup_vs_pretrained", "ood.sim_ours_minus_scratch")},
+            **{cid: ("text",) for cid in ("ood.speedup_to_built_vs_scratch", "ablation.nrs_minus_di_sim",
+                                          "id.text.sim_ours", "id.text.speedup_wall_time")},
+            **{cid: ("image",) for cid in ("id.image.sim_test", "id.image.fd_test", "id.image.sim_baseline")}}
+_ROWS = tuple(dataclasses.replace(r, kind=_KINDS.get(r.id, "paper"), through=_THROUGH.get(r.id, ())) for r in _ROWS)
 KINDS = ("paper", "stand-in", "check")
 
 SPECS: dict[str, ClaimSpec] = {s.id: s for s in _ROWS}
+
+#: claims that moved to another id: old id -> new id (older ledgers are read under the new ids)
+RENAMED = {"ood.scratch_prompts_built": "controls.text.trained.scratch"}
+
+if (len(SPECS) != len(_ROWS) or not set(_KINDS) | set(_THROUGH) <= set(SPECS) or set(RENAMED) & set(SPECS)
+        or set(RENAMED.values()) - set(SPECS)
+        or not all(set(s.through) <= set(MODALITIES) and (s.judged or not s.through) for s in _ROWS)):
+    raise RuntimeError("the claims spec is inconsistent: duplicate ids, a kind, baseline or rename of an unknown "
+                       "claim, or a claim measured through a baseline without a bar")
 

@@ -21,6 +21,7 @@ from p2nlib.eval import metrics
 from p2nlib.eval.built import BuiltRule
 from p2nlib.eval import views as ev
 from p2nlib.generate.pipeline import Prompt2NeRF, save_gif
+from p2nlib.priors.ideal import IdealConfig
 
 #: text prompts of Table 2, written for the 8 dataset categories (not copied from captions)
 ID_TEXT_PROMPTS = ("a green chair with armrests and a hollow back", "a purple and blue sports car", "a brown table",
@@ -62,6 +63,12 @@ GUIDANCES = {"sds": "score distillation (SDS) from the book's diffusion priors",
              "clip": "CLIP guidance (Dream Fields style; ablation)"}
 
 
+#: the SDS baselines' priors: the book's trained UNets, or the closed-form denoisers of the world's renders (ours)
+PRIORS = {"trained": "the book's trained diffusion priors (08)",
+          "ideal": "the ideal priors of the world: closed-form denoisers of its renders (ours)"}
+#: the ideal priors' settings (p2nlib.priors.ideal.IdealConfig)
+IDEAL = IdealConfig()
+
 #: built rules made in this process, by (encoder, check views, check size, samples): chapters share them
 _RULES: dict = {}
 #: priors (and their training data) loaded in this process, by (profile, encoder, device, seed)
@@ -88,11 +95,14 @@ class Chapter:
     seed: int = 0
     guidance: str = "sds"
     anneal: bool = True          # SDS with the profile's timestep annealing (ours); False: DreamFusion's schedule
+    prior: str = "trained"       # the SDS baselines' priors: "trained" (the book's UNets) or "ideal" (closed form, ours)
     cfg: OptimConfig = field(init=False)
 
     def __post_init__(self):
         if self.guidance not in GUIDANCES:
             raise ValueError(f"guidance must be one of {', '.join(GUIDANCES)}, got {self.guidance!r}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
         self.P = self.pipe.profile
         self.enc, self.spec, self.ds = self.pipe.encoder, self.pipe.spec, self.pipe.dataset
         self.train_idx, self.test_idx = self.ds.indices("train"), self.ds.indices("test")
@@ -134,12 +144,20 @@ class Chapter:
         return _RULES[key]
 
     def _prior(self, kind: str):
-        """The profile's text or view prior (trained by the first chapter that needs it, then cached on disk);
-        every chapter of this process with the same profile, encoder, device and seed shares the loaded one."""
+        """The profile's text or view prior (trained by the first chapter that needs it, then cached on disk; or
+        the ideal one, :mod:`p2nlib.priors.ideal`); every chapter of this process with the same profile, encoder,
+        device and seed shares the loaded one."""
+        from p2nlib.priors import ideal
         from p2nlib.priors import train as priors
 
         key = (self.P.name, self.enc.fingerprint, str(self.device), self.seed)
         loaded = _PRIORS.setdefault(key, {})
+        if self.prior == "ideal":
+            if f"ideal-{kind}" not in loaded:
+                make = (lambda: ideal.text_prior(self.P, self.enc, IDEAL)) if kind == "text" else \
+                    (lambda: ideal.view_prior(self.P, IDEAL))
+                loaded[f"ideal-{kind}"] = make()
+            return loaded[f"ideal-{kind}"]
         if kind not in loaded:
             if "data" not in loaded:
                 loaded["data"] = priors.training_data(self.P, self.enc, priors.PriorConfig.from_profile(self.P, "view"))
@@ -151,15 +169,15 @@ class Chapter:
         """The text baseline's guidance toward the text embeddings ``emb`` (R, D), one per run."""
         if self.guidance == "clip":
             return TextGuidance(self.enc, emb)
-        return TextSDSGuidance(self._prior("text"), emb, scale=self.P.sds_text_scale, seed=self.seed,
-                               anneal=self._anneal())
+        scale = IDEAL.text_scale if self.prior == "ideal" else self.P.sds_text_scale
+        return TextSDSGuidance(self._prior("text"), emb, scale=scale, seed=self.seed, anneal=self._anneal())
 
     def image_guidance(self, refs: torch.Tensor, poses: torch.Tensor):
         """The image baseline's guidance toward reference images ``refs`` (R, H, W, 3) seen from ``poses``."""
         if self.guidance == "clip":
             return ImageGuidance(self.enc, refs, poses)
-        return ImageSDSGuidance(self._prior("view"), refs, poses, scale=self.P.sds_view_scale, seed=self.seed,
-                                anneal=self._anneal())
+        scale = IDEAL.view_scale if self.prior == "ideal" else self.P.sds_view_scale
+        return ImageSDSGuidance(self._prior("view"), refs, poses, scale=scale, seed=self.seed, anneal=self._anneal())
 
     def _anneal(self):
         """The SDS timestep annealing (t_end, iterations) of this chapter, or None (DreamFusion's schedule)."""
@@ -175,7 +193,14 @@ class Chapter:
 
     def run_name(self, base: str) -> str:
         """Cache name of a batch of runs (the CLIP runs keep the names they always had)."""
-        return base if self.guidance == "clip" else f"{base}-{self.guidance}"
+        if self.guidance == "clip":
+            return base
+        return f"{base}-{self.guidance}" + ("-ideal" if self.prior == "ideal" else "")
+
+    @property
+    def prior_name(self) -> str:
+        """The SDS baselines' priors, in words."""
+        return PRIORS[self.prior]
 
     @property
     def recipe(self) -> str:

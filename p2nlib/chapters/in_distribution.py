@@ -240,10 +240,11 @@ class InDistribution(Chapter):
     def test_gallery(self, gen: GenerationScores) -> dict:
         """Figure 2: the :meth:`gallery_scenes`, ground truth next to ours, at a novel pose. Returns
         ``image_grid`` arguments."""
-        per = self.P.gallery_per_category
+        scenes = self.gallery_scenes()
+        per = max(len(pick) for pick in scenes.values())          # no empty columns when a split has fewer scenes
         novel = ev.eval_poses(4)[2:3]
         show, labels = [], []
-        for c, pick in self.gallery_scenes().items():
+        for c, pick in scenes.items():
             ours = self.render(gen.params(pick), novel)[:, 0]
             gt = fit.render_ground_truth(self.ds.world_objects(pick), novel, self.P.clip_image_size,
                                          self.P.samples_per_ray)[:, 0]

@@ -157,7 +157,9 @@ class OutOfDistribution(Chapter):
         per modality, from ``initialisations`` (default: :meth:`initialisations`). The per-run table also has each run's
         similarity at Ours (NRS)'s iteration count for the same prompt and seed, the iterations to reach
         :data:`~p2nlib.chapters.base.QUALITY_FRACTION` of the best similarity any run of the prompt reached,
-        and, for image prompts, the PSNR where the run stopped."""
+        and, for image prompts, the PSNR where the run stopped and the novel-view quality
+        (:func:`p2nlib.chapters.controls.image_quality`: ``built`` is mask IoU >= 0.7 on views >= 60 degrees from the
+        reference, and the iterations until built for good)."""
         inits = initialisations if initialisations is not None else self.initialisations()
         text_runs = self._run("text", inits.text, self.t_emb, self.text,
                               lambda rows: self.text_guidance(self.t_emb[rows]), progress)
@@ -165,8 +167,14 @@ class OutOfDistribution(Chapter):
             "image", inits.image, self.i_emb, self.image_names,
             lambda rows: self.image_guidance(self.image_prompts[rows], ev.prompt_pose().expand(len(rows), 4, 4)),
             progress)
+        from p2nlib.chapters.controls import image_quality
+
         img = self._table(image_runs)
         img["psnr_converged"], img["iou_converged"] = self._image_truth(image_runs)
+        novel = image_quality(image_runs, [self.image_objs[self.image_names.index(p)] for p in image_runs.labels.prompt],
+                              self)
+        img = pd.concat([img, novel[["built", "built_final", "iterations_to_built", "stays_built",
+                                     "novel_psnr_converged", "novel_iou_converged"]]], axis=1)
         table = pd.concat([self._table(text_runs, self._categories(text_runs)), img], ignore_index=True)
         return OODResults(inits, text_runs, image_runs, table)
 
@@ -220,11 +228,11 @@ class OutOfDistribution(Chapter):
         return ScratchStudy(runs, runs.table(rule=self.rule(), categories=cats), self.rule().describe(),
                             self.schedule_name)
 
-    def scratch_views(self, study: ScratchStudy) -> dict:
-        """Every prompt of the study, first seed, where the test stopped each start's run (check view 0); the
+    @staticmethod
+    def scratch_views(study: ScratchStudy, seed: int) -> dict:
+        """Every prompt of the study, seed ``seed``, where the test stopped each start's run (check view 0); the
         row label marks which starts had built the object there. Returns ``image_grid`` arguments."""
         runs, t = study.runs, study.table
-        seed = self.seeds[0]
         prompts = list(dict.fromkeys(t.prompt))
         images, labels = [], []
         names = [n for n in SCRATCH_INITS if n in set(t.init)]
@@ -355,6 +363,34 @@ class OutOfDistribution(Chapter):
         if "Ours (DI)" in self.inits:
             cols["NRS - DI similarity (conv.)"] = sim["Ours (NRS)"] - sim["Ours (DI)"]
         return pd.DataFrame(cols)
+
+    def time_to_built(self, res: OODResults) -> pd.DataFrame:
+        """Per start, the Kaplan-Meier median over prompts × seeds (both modalities) of the iterations until the
+        run is built for good, runs never built censored at the cap (:func:`p2nlib.eval.stats.km_median`); and the
+        ratio of each start's median to Ours (NRS)'s. A start whose median lies beyond the cap gives a lower bound
+        ("≥ cap / Ours"), as the paper's own runs that never converged do; Ours beyond the cap: no ratio."""
+        from p2nlib.eval import stats
+
+        cap, floor = res.text_runs.result.cap, self.cfg.epoch_iters
+        t = res.table
+        med = {}
+        for name in self.inits:
+            d = t[t.init == name]
+            med[name] = stats.km_median(d.iterations_to_built.clip(lower=floor), d.stays_built)
+        ours = med["Ours (NRS)"]
+        rows = {}
+        for name in self.inits:
+            m = med[name]
+            if ours is None:
+                ratio = "Ours (NRS) not built for good by the cap in half its runs: no ratio"
+            elif m is None:
+                ratio = f"≥ {cap / ours:.2f}× (its median lies beyond the cap)"
+            else:
+                ratio = f"{m / ours:.2f}×"
+            rows[f"{name} / Ours (NRS)"] = {"median iterations (KM)": f"> {cap}" if m is None else f"{m:g}",
+                                            "built for good": f"{t[t.init == name].stays_built.mean():.0%}",
+                                            "ratio": ratio}
+        return pd.DataFrame(rows).T
 
     def pairs(self, res: OODResults, column: str, init: str, modality: str | None = None) -> np.ndarray:
         """(prompts, seeds) array of one per-run ``column`` for ``init`` (one modality, or both), prompts in

@@ -14,12 +14,90 @@ if TYPE_CHECKING:
     from p2nlib.chapters.base import Chapter
     from p2nlib.chapters.in_distribution import (GenerationScores, InDistribution, SubsetScores, TextBaseline,
                                                  TextGenerations)
-    from p2nlib.chapters.out_of_distribution import OODResults, OutOfDistribution, ScratchStudy
+    from p2nlib.chapters.controls import Suite
+    from p2nlib.chapters.out_of_distribution import OODResults, OutOfDistribution
 
 
 def _named(chapter: Chapter, recs: list[dict]) -> list[dict]:
-    """Claims whose notes say which stage-1 recipe "Ours" was trained with."""
-    return [{**r, "note": f"{r['note']}; stage 1: {chapter.recipe}"} for r in recs]
+    """Claims whose notes say which stage-1 recipe "Ours" was trained with, and, for a claim measured through the
+    per-prompt baselines (its spec's ``through``), which prior those baselines used (its verdict is gated on that
+    prior's controls)."""
+    from p2nlib.book.claims_spec import SPECS
+
+    out = []
+    for r in recs:
+        r = {**r, "note": f"{r['note']}; stage 1: {chapter.recipe}"}
+        spec = SPECS.get(r["id"])
+        if spec is not None and spec.through:
+            r["through"] = {m: chapter.prior for m in spec.through}
+        out.append(r)
+    return out
+
+
+#: the speed-up claims in words, for figures
+SPEEDUP_LABELS = {"ood.speedup_vs_scratch": "S / Ours, convergence test",
+                  "ood.speedup_to_quality_vs_scratch": "S / Ours, to 95% quality",
+                  "ood.speedup_to_built_vs_scratch": "S / Ours, to built",
+                  "ood.speedup_vs_pretrained": "P / Ours, convergence test"}
+
+#: the priors the headline may use, in the order it prefers them
+HEADLINE_ORDER = ("ideal", "trained")
+
+
+def control_claims(suite: Suite) -> list[dict]:
+    """The six controls of one prior's two baselines (:func:`p2nlib.chapters.controls.suite`) as claims of kind
+    ``check``: ``controls.<text|image>.<prior>.<positive|negative|scratch>``."""
+    t, i = suite.text.table, suite.image.table
+    v_text, v_image = suite.passed("text"), suite.passed("image")
+    c = suite.scratch.counts()
+    pre = f"controls.{{}}.{suite.prior}"
+    n_pos = lambda tab, kind: int((tab.control == kind).sum())                              # noqa: E731
+    return [
+        dict(id=f"{pre.format('text')}.positive", value=round(v_text["positive"], 4), n=n_pos(t, "positive"),
+             note=f"{t[t.control == 'positive'].prompt.nunique()} text prompts × seeds, each from the fitted NeRF of "
+                  "an object of its category nearest it (the controls object set), run to the cap; share of runs "
+                  "built at the cap"),
+        dict(id=f"{pre.format('text')}.negative", value=round(v_text["negative"], 4), n=n_pos(t, "negative"),
+             note="the same starts with the prompt of another category; share of runs no longer built as the "
+                  "start's category, or built as the new one, at the cap"),
+        dict(id=f"{pre.format('text')}.scratch", value=int(v_text["scratch"]),
+             refs={"runs failed": round(v_text["scratch failed"], 4)},
+             note=f"of {int(c.loc['S', 'prompts'])} text prompts (05 and 06) × seeds from the blob (S); built where "
+                  "the convergence test stopped the run for more than half the seeds; "
+                  + "; ".join(f"{k}: {int(c.loc[k, 'prompts built'])} prompts, {c.loc[k, 'runs failed']:.0%} of runs "
+                              "failed" for k in c.index) + f"; SDS: {suite.scratch.schedule}"),
+        dict(id=f"{pre.format('image')}.positive", value=round(v_image["positive"], 4), n=n_pos(i, "positive"),
+             note=f"{i[i.control == 'positive'].prompt.nunique()} image prompts (05's subset, 06's new objects) × "
+                  "seeds from the fitted NeRF of the prompt's own object, run to the cap; share of runs whose "
+                  "novel-view PSNR stays within 1 dB of the start with mask IoU >= 0.8"),
+        dict(id=f"{pre.format('image')}.negative", value=round(v_image["negative"], 4), n=n_pos(i, "negative"),
+             note="the same starts with the image of another object; share of runs that move toward it (novel-view "
+                  "PSNR +1 dB or mask IoU +0.1)"),
+        dict(id=f"{pre.format('image')}.scratch", value=round(v_image["scratch"], 4), n=len(suite.image_scratch),
+             note="05's image-baseline runs from the blob (subset scenes × seeds); share that reach novel-view mask "
+                  "IoU >= 0.7 (views >= 60 degrees from the reference) before the cap"),
+    ]
+
+
+def passes(recorded) -> bool:
+    """Whether every control claim among ``recorded`` (``claims.record`` results) holds."""
+    ctrl = [c for c in recorded if c.id.startswith("controls.")]
+    return bool(ctrl) and all(c.verdict == "holds" for c in ctrl)
+
+
+def headline_prior(recorded_by_prior: dict) -> tuple[str, str]:
+    """The prior the chapter's tables and headline claims use, and why: the first of :data:`HEADLINE_ORDER` whose
+    controls all hold; when none does, the first of them all the same (its claims are then undecided, gated on
+    the failed controls)."""
+    for prior in HEADLINE_ORDER:
+        if prior in recorded_by_prior and passes(recorded_by_prior[prior]):
+            return prior, f"the {prior} priors pass every control"
+    prior = next(p for p in HEADLINE_ORDER if p in recorded_by_prior)
+    failed = {p: [c.id for c in recs if c.id.startswith("controls.") and c.verdict != "holds"]
+              for p, recs in recorded_by_prior.items()}
+    why = "; ".join(f"{p}: {', '.join(f) or 'none failed'}" for p, f in failed.items())
+    return prior, (f"no prior passes every control ({why}): the tables use the {prior} priors and every claim "
+                   "measured through a baseline that failed a control is undecided")
 
 
 def id_claims(chapter: InDistribution, gen: GenerationScores, sub: SubsetScores, text: TextGenerations,
@@ -98,8 +176,8 @@ def _judged(claim_id: str, value: float, ci: tuple[float, float], n: int, ceilin
                 ci95=[round(ci[0], 2), round(ci[1], 2)], n=n, ceiling=round(ceiling, 2), note=note)
 
 
-def ood_claims(chapter: OutOfDistribution, res: OODResults, study: ScratchStudy | None = None) -> list[dict]:
-    """Notebook 06's claims from the chapter's runs ``res`` (and the from-scratch ``study`` when it was run):
+def ood_claims(chapter: OutOfDistribution, res: OODResults) -> list[dict]:
+    """Notebook 06's claims from the chapter's runs ``res``:
     those its initialisations can measure (the speed-up over P needs P, NRS vs DI needs Ours (DI)). Every
     speed-up carries its 95% interval over prompts × seeds, n, and its ceiling (the largest ratio its
     measure can report); its verdict is the interval's, by the rule of the claims spec."""
@@ -126,27 +204,23 @@ def ood_claims(chapter: OutOfDistribution, res: OODResults, study: ScratchStudy 
                 "epoch); a stall cannot pass this test, unlike the pixel-change test"),
     ]
     if "iterations_to_built" in runs:
-        sp_b, ci_b, n_b = _speedup(chapter, res, "iterations_to_built", modality="text", floor=epoch)
-        text = runs[runs.modality == "text"]
-        stays = text.groupby("init").stays_built.mean()
+        sp_b, ci_b, n_b = _speedup(chapter, res, "iterations_to_built", floor=epoch)
+        stays = runs.groupby(["modality", "init"]).stays_built.mean()
+        km = chapter.time_to_built(res)
         recs.append(_judged(
             "ood.speedup_to_built_vs_scratch", sp_b, ci_b, n_b, cap / epoch,
-            "median over the text prompts of S / Ours (NRS) iterations until the run is built (the book's CLIP "
-            "names the prompt's category from most check views and the silhouette is the category's size) and "
-            "stays built to the cap (never: the cap; Ours floored at one epoch); runs built for good: "
-            + ", ".join(f"{k} {stays[k]:.0%}" for k in chapter.inits if k in stays)))
+            "median over prompts (text and image) of S / Ours (NRS) iterations until the run is built and stays "
+            "built to the cap (text: the book's CLIP names the prompt's category from most check views and the "
+            "silhouette is the category's size; image: novel-view mask IoU >= 0.7 against the prompt's object on "
+            "views >= 60 degrees from the reference; never: the cap; Ours floored at one epoch); runs built for good: "
+            + ", ".join(f"{m} {k} {stays[(m, k)]:.0%}" for m in ("text", "image") for k in chapter.inits
+                        if (m, k) in stays)
+            + f"; with censoring (Kaplan-Meier medians over prompts × seeds, runs never built censored at the cap): "
+              f"{km.loc['S / Ours (NRS)', 'ratio']}"))
     if "P" in chapter.inits:
         sp_p, ci_p, n_p = _speedup(chapter, res, "iterations", other="P")
         recs.append(_judged("ood.speedup_vs_pretrained", sp_p, ci_p, n_p, cfg.ceiling,
                             f"median over prompts of P / Ours (NRS) iterations by {test}"))
-    if study is not None:
-        c = study.counts()
-        recs.append(dict(
-            id="ood.scratch_prompts_built", value=int(c.loc["S", "prompts built"]),
-            note=f"of {int(c.loc['S', 'prompts'])} text prompts (05 and 06) × {len(chapter.seeds)} seeds, "
-                 f"{chapter.guidance_name}; built where the test stopped the run for more than half the seeds; "
-                 + "; ".join(f"{k}: {int(c.loc[k, 'prompts built'])} prompts, {c.loc[k, 'runs failed']:.0%} of runs "
-                             "failed" for k in c.index) + f"; S = {chapter.scratch_name}; SDS: {study.schedule}"))
     a, b = chapter.pairs(res, "sim_converged", "Ours (NRS)"), chapter.pairs(res, "sim_converged", "S")
     ci = stats.bootstrap(stats.mean_median_difference, a, b, seed=chapter.seed)
     recs.append(dict(id="ood.sim_ours_minus_scratch", value=round(d_sim, 4), ci95=[round(ci[0], 4), round(ci[1], 4)],

@@ -23,3 +23,21 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+#: CPU flags of native bfloat16 arithmetic (x86: AVX512-BF16, AMX; Arm: the BF16 extension)
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def native_bf16() -> bool:
+    """Whether this machine computes in bfloat16 natively: a CUDA GPU that supports it, or a CPU with bfloat16
+    instructions (read from ``/proc/cpuinfo``). Without them PyTorch emulates bfloat16 on the CPU, about 30x slower
+    than float32 (AVX2-only CPUs), so the profiles' bfloat16 speed levers apply only where this is true."""
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith(("flags", "Features"))), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in _BF16_FLAGS)

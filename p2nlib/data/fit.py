@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
+from p2nlib.core.device import native_bf16
 from p2nlib.core.profiles import Profile
 from p2nlib.data import cameras, nerf, render, world
 
@@ -56,7 +57,7 @@ class FitConfig:
         if p.train_views <= 0 or p.heldout_views <= 0:
             raise ValueError(f"profile {p.name!r}: train_views and heldout_views must be positive")
         return cls(p.train_views, p.heldout_views, p.image_size, p.samples_per_ray, p.warmup_steps,
-                   p.fit_steps, p.rays_per_step, p.fit_lr, bf16=p.fit_bf16)
+                   p.fit_steps, p.rays_per_step, p.fit_lr, bf16=p.fit_bf16 and native_bf16())
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)

@@ -13,6 +13,8 @@ set                     categories   indices             used by
                                                          seen ShapeNet-like things)
 ``clip_eval``           all 16       10,000 ..           the small CLIP's held-out evaluation (02)
 ``ood_prompts``         8 out-dist.  20,000             image prompts of 06, seen by no model
+``controls``            all 16       30,000 ..           the starts of the baselines' positive controls
+                                                         (05, 06), seen by no model
 ======================  ===========  ==================  ==========================================
 
 :func:`overlaps` lists any pair of sets that share an object, apart from the one intended
@@ -29,7 +31,9 @@ from p2nlib.data import world
 #: world seed of every object of the book
 WORLD_SEED = 0
 #: first object index of the CLIP evaluation objects and of the out-of-distribution prompt objects
-CLIP_EVAL_START, OOD_START = 10_000, 20_000
+CLIP_EVAL_START, OOD_START, CONTROLS_START = 10_000, 20_000, 30_000
+#: candidate objects per category of the ``controls`` set (a control picks the one nearest its prompt)
+CONTROL_CANDIDATES = 8
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ OBJECT_SETS: dict[str, ObjectSet] = {s.name: s for s in (
               "the small CLIP's held-out evaluation objects (02_clip)"),
     ObjectSet("ood_prompts", tuple(world.OUT_OF_DISTRIBUTION), OOD_START, lambda p, c: 1,
               "out-of-distribution image prompts (06), seen by no model"),
+    ObjectSet("controls", tuple(world.CATEGORIES), CONTROLS_START, lambda p, c: CONTROL_CANDIDATES,
+              "candidate starts of the baselines' positive controls (05, 06), seen by no model"),
 )}
 
 #: overlaps that are intended: (containing set, contained set)

@@ -64,3 +64,20 @@ def t_interval(values, level: float = 0.95) -> tuple[float, tuple[float, float]]
     mean, sem = float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size))
     half = float(st.t.ppf((1 + level) / 2, x.size - 1)) * sem
     return mean, (mean - half, mean + half)
+
+
+def km_median(times, observed) -> float | None:
+    """Kaplan-Meier median of times-to-event with right censoring: ``times`` (n,) and ``observed`` (n,) bool (False:
+    the event had not happened by that time, e.g. a run that never got there before the cap). The smallest time at
+    which the estimated survival falls to 0.5 or below; None when it never does (more than half the mass censored)."""
+    t = np.asarray(times, dtype=float)
+    e = np.asarray(observed, dtype=bool)
+    if t.shape != e.shape or t.ndim != 1:
+        raise ValueError(f"times and observed must be two 1-d arrays of one length, got {t.shape} and {e.shape}")
+    surv = 1.0
+    for u in np.unique(t[e]):
+        at_risk = int((t >= u).sum())
+        surv *= 1.0 - int(((t == u) & e).sum()) / at_risk
+        if surv <= 0.5 + 1e-12:
+            return float(u)
+    return None

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from p2nlib.core.device import native_bf16
 from p2nlib.core import artifacts, paths
 from p2nlib.core.profiles import Profile
 from p2nlib.data import nerf, render
@@ -50,7 +51,7 @@ class VaeConfig:
         base = dict(latent_dim=p.clip_embed_dim, hidden=p.vae_hidden, beta=p.vae_beta, epochs=p.vae_epochs,
                     param_weight=p.vae_param_weight, function_weight=p.vae_function_weight,
                     function_samples=p.samples_per_ray, batch=p.vae_batch, lr=1e-3 * math.sqrt(p.vae_batch / 32),
-                    bf16=p.vae_bf16)
+                    bf16=p.vae_bf16 and native_bf16())
         base.update(overrides)
         return cls(**base)
 
