@@ -22,6 +22,10 @@ class Context:
 
 def setup(profile: str | None = None, device: str = "auto", seed: int = 0) -> Context:
     """Resolve profile and device, seed every RNG, set plot defaults, start this notebook's claims."""
+    import logging
+
+    # torch.compile's C++ build says "No CUDA runtime is found" on every CPU machine: not news to a reader
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     prof = get_profile(profile)
     dev = resolve_device(device)
     seed_everything(seed)
