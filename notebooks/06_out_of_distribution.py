@@ -139,13 +139,12 @@ res.table.round(4)
 # ## The noise schedule: ours against DreamFusion's
 # The baselines' SDS anneals its largest noise level from 0.98 to 0.5 over the first 30% of the
 # iterations (ours, after ProlificDreamer / LucidDreamer); DreamFusion's own schedule (uniform in
-# [0.02, 0.98] throughout) is measured beside it, from the blob (S) and from Ours (NRS), with the
-# prior the tables use. Per start: prompts *built* where the convergence test stopped the run (more
+# [0.02, 0.98] throughout) is measured beside it from the blob (S), with the prior the tables use. Per start: prompts *built* where the convergence test stopped the run (more
 # than half their seeds) and the share of failed runs (an empty or uniform scene).
 
 # %%
 dreamfusion = OutOfDistribution(pipe, ctx.device, seed, anneal=False, prior=headline).scratch_study(
-    inits=("S", "Ours (NRS)"), progress=False)
+    inits=("S",), progress=False)
 counts = pd.concat({suites[headline].scratch.schedule: suites[headline].scratch.counts(),
                     dreamfusion.schedule: dreamfusion.counts()})
 plots.save_table(counts.round(3).to_markdown() + "\n\n" + dreamfusion.per_prompt().round(2).to_markdown(),

@@ -69,16 +69,17 @@ def test_text_prior_with_one_object_returns_its_render_from_the_requested_camera
     assert torch.allclose(x0[1], bank.renders[0, idx[1]], atol=1e-4)
 
 
-def test_dropped_condition_is_uniform_over_every_render_and_guidance_plugs_in():
+def test_dropped_condition_is_uniform_over_every_object_from_the_camera_and_guidance_plugs_in():
     bank = _bank(3)
     prior = _text_prior(bank, top_k=1)
     x_t, t = torch.randn(2, 3, S, S), torch.tensor([300, 300])
     text = torch.nn.functional.normalize(torch.eye(3, 8)[:2], dim=-1)
     cam = torch.tensor([[0.0, 10.0], [90.0, 40.0]])
     unc = prior(x_t, t, text, cam, drop=torch.ones(2, dtype=torch.bool))
-    flat = bank.renders.flatten(2).reshape(-1, 3 * S * S)
+    idx = ideal.nearest_camera(cam[:, 0], cam[:, 1])
+    at_cam = bank.renders.flatten(2)[:, idx].transpose(0, 1)          # every object, from each row's camera
     a = prior.alphas[t]
-    x0 = ideal.posterior_mean(x_t.flatten(1), a, flat, torch.zeros(2, flat.shape[0]))
+    x0 = ideal.posterior_mean(x_t.flatten(1), a, at_cam, torch.zeros(2, at_cam.shape[1]))
     want = (x_t.flatten(1) - a.sqrt()[:, None] * x0) / (1 - a).sqrt()[:, None]
     assert torch.allclose(unc.flatten(1), want, atol=1e-4)
     g = guided_eps(prior, x_t, t, (text, cam), 1.0)                 # scale 1: the conditional prediction
