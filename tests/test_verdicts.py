@@ -276,3 +276,23 @@ def test_the_committed_ledger_reads_under_the_current_schema():
     data = claims.load(paths.ROOT / "figures" / "claims.json")
     assert all(c["verdict"] in claims_spec.VERDICTS for c in data["claims"])
     assert not set(claims_spec.RENAMED) & {c["id"] for c in data["claims"]}
+
+
+def test_merging_reads_the_other_notebooks_verdicts_again_from_their_bars(tmp_path, monkeypatch):
+    """A bar's rule that changed since a notebook ran applies to its claims at the next merge (an interval that
+    straddles the bar is undecided now); the notebook's own claims come from its record file."""
+    ledger = tmp_path / "claims.json"
+    _start(monkeypatch, "07_old")
+    claims.record("splits.id_image_sim_test", 0.793, ci95=(0.725, 0.861), refs={"train split": 0.836})
+    claims.merge_into(claims._record_file("07_old"), ledger)
+    data = json.loads(ledger.read_text())
+    old = data["claims"][0]
+    assert old["verdict"] == "undecided"
+    old.update(verdict="does not hold", holds=False)           # as judged by the rule it had when it ran
+    ledger.write_text(json.dumps(data))
+    _start(monkeypatch, "08_new")
+    claims.record("priors.view_psnr_gain", 1.0)
+    out = claims.merge_into(claims._record_file("08_new"), ledger)
+    by = {c["id"]: c for c in out["claims"]}
+    assert (by["splits.id_image_sim_test"]["verdict"], by["splits.id_image_sim_test"]["holds"]) == ("undecided", None)
+    assert by["priors.view_psnr_gain"]["verdict"] == "holds"

@@ -249,8 +249,10 @@ def validate(data: dict, source: str | Path = "claims data") -> dict:
 
 
 def upgrade_entries(entries: list) -> list:
-    """Entries of an older ledger or record file as the current schema has them: a missing ``verdict`` taken
-    from ``holds`` (True: holds, False: does not hold, None: not judged) and renamed claims under their new ids
+    """Entries of an older ledger or record file as the current schema has them: a missing ``verdict`` judged
+    again by the claim's bar from the recorded value, interval and references (for a claim gated on controls, or
+    one the spec no longer has, taken from ``holds``: True holds, False does not hold, None not judged) and
+    renamed claims under their new ids
     and sections, their notes saying so (dropped where the new id is there too). Anything else is left for
     :func:`validate` to name."""
     ids = {c.get("id") for c in entries if isinstance(c, dict)}
@@ -258,7 +260,18 @@ def upgrade_entries(entries: list) -> list:
     for c in entries:
         if isinstance(c, dict):
             if "verdict" not in c and "holds" in c and c["holds"] in (True, False, None):
-                c = _with_verdict(c, {True: HOLDS, False: FAILS, None: NOT_JUDGED}[c["holds"]])
+                spec = SPECS.get(c.get("id"))
+                if spec is not None and not spec.through and "value" in c:
+                    # the spec's bar, re-read on the recorded value, interval and references (an interval that
+                    # straddles the bar is undecided now); a claim gated on controls keeps its recorded verdict
+                    try:
+                        word = spec.judge(c["value"], c.get("ci95"), c.get("refs"))
+                    except (TypeError, ValueError):
+                        word = {True: HOLDS, False: FAILS, None: NOT_JUDGED}[c["holds"]]
+                else:
+                    word = {True: HOLDS, False: FAILS, None: NOT_JUDGED}[c["holds"]]
+                c = _with_verdict(c, word)
+                c["holds"] = HOLDS_FIELD[word]
             if c.get("id") in RENAMED:
                 new = RENAMED[c["id"]]
                 if new in ids:
@@ -320,7 +333,7 @@ def merge_into(record_file: str | Path, claims_file: str | Path | None = None) -
         raise ClaimsFileError(f"{record_file}: unreadable claim record ({err!r}); rerun its notebook.") from None
     data = load(claims_file) if claims_file.exists() else {"claims": []}
     new_ids = {c["id"] for c in new}
-    kept = [c for c in data["claims"] if c["notebook"] != stamp["notebook"] and c["id"] not in new_ids]
+    kept = [rejudged(c) for c in data["claims"] if c["notebook"] != stamp["notebook"] and c["id"] not in new_ids]
     merged = [with_kind(c) for c in kept + [{**c, **stamp} for c in new]]
     out = {"schema_version": SCHEMA_VERSION,
            "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -328,6 +341,21 @@ def merge_into(record_file: str | Path, claims_file: str | Path | None = None) -
     validate(out, claims_file)
     _atomic_write(claims_file, out)
     return out
+
+
+def rejudged(c: dict) -> dict:
+    """A ledger entry whose verdict is read again from its claim's bar on the recorded value, interval and
+    references, so a bar or rule changed since the notebook ran applies to it too. Entries the spec does not
+    have, and claims gated on the baselines' controls (their verdict needs the controls of their run), keep
+    theirs."""
+    spec = SPECS.get(c.get("id"))
+    if spec is None or spec.through or "value" not in c:
+        return c
+    try:
+        word = spec.judge(c["value"], c.get("ci95"), c.get("refs"))
+    except (TypeError, ValueError):
+        return c
+    return {**c, "verdict": word, "holds": HOLDS_FIELD[word]}
 
 
 def verdict(claim: Claim | dict) -> str:
