@@ -148,7 +148,9 @@ def test_bf16_products_follow_the_float32_network():
     cfg = dataclasses.replace(fit.FitConfig.from_profile(PROFILES["tiny"]), bf16=False)
     # float32 (the paper's) keeps the config, and so the datasets' fingerprints, it always had
     assert "bf16" not in cfg.to_dict() and dataclasses.replace(cfg, bf16=True).to_dict()["bf16"] is True
-    assert fit.FitConfig.from_profile(PROFILES["small"]).bf16 == PROFILES["small"].fit_bf16
+    from p2nlib.core.device import native_bf16       # the lever applies only where bfloat16 is native
+
+    assert fit.FitConfig.from_profile(PROFILES["small"]).bf16 == (PROFILES["small"].fit_bf16 and native_bf16())
 
 
 def test_reference_renders_are_memoised_exactly_and_bounded():
