@@ -94,13 +94,14 @@ pd.Series({s: len(ds.indices(s)) for s in ("train", "val", "test")}, name="objec
 
 # %%
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
-for h in ds.manifest["histories"]:
+for k, h in enumerate(ds.manifest["histories"]):
     ph = np.array(h["phase"])
     st, lo, ps = np.array(h["step"]), np.array(h["loss"]), np.array(h["psnr"])
-    a.plot(st[ph == "warm"], lo[ph == "warm"], alpha=0.7)
-    b.plot(st[ph == "photo"], ps[ph == "photo"], alpha=0.7)
+    a.plot(st[ph == "warm"], lo[ph == "warm"], alpha=0.7, label=f"chunk {k + 1}")
+    b.plot(st[ph == "photo"], ps[ph == "photo"], alpha=0.7, label=f"chunk {k + 1}")
 a.set(yscale="log", xlabel="step", ylabel="3D loss (opacity + colour MSE)", title="warm start")
 b.set(xlabel="step", ylabel="train PSNR (dB)", title="photometric fitting")
+b.legend(title="NeRFs fitted together", fontsize=7, title_fontsize=7, ncols=2)
 plots.savefig(fig, "01_fitting_curves")
 
 # %% [markdown]

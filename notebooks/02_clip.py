@@ -201,8 +201,8 @@ for r in range(len(heat_idx)):
     for c in range(len(heat_idx)):
         ax.text(c, r, f"{sim[r, c]:.2f}", ha="center", va="center", fontsize=7,
                 color="white" if sim[r, c] < sim.mean() else "black")
-ax.set_xticks(range(len(heat_idx)), [eval_objs[i].category for i in heat_idx], rotation=30)
-ax.set_yticks(range(len(heat_idx)), [textwrap.shorten(captions[i], 42) for i in heat_idx], fontsize=8)
+ax.set_xticks(range(len(heat_idx)), [eval_objs[i].category for i in heat_idx], rotation=30, ha="right")
+ax.set_yticks(range(len(heat_idx)), [captions[i] for i in heat_idx], fontsize=7)
 ax.grid(False)
 fig.colorbar(im, ax=ax, fraction=0.03, label="cosine(text, image)")
 plots.savefig(fig, "02_modality_gap_heatmap")

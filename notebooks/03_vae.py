@@ -52,7 +52,7 @@ import matplotlib.pyplot as plt
 from p2nlib.book import claims, plots
 from p2nlib.book.notebook import setup
 from p2nlib.data import store
-from p2nlib.eval import stages
+from p2nlib.chapters import stages
 from p2nlib.generate import vae
 
 ctx = setup(profile, device, seed)

@@ -50,7 +50,7 @@ from p2nlib import clip
 from p2nlib.book import claims, plots
 from p2nlib.book.notebook import setup
 from p2nlib.data import store
-from p2nlib.eval import stages
+from p2nlib.chapters import stages
 from p2nlib.book import viewer
 from p2nlib.generate import align, pipeline, vae
 
@@ -134,7 +134,8 @@ rot.round(2)
 # %%
 obj = test_idx[0]
 strip = torch.cat([stages.generate_strip(m, stage1, emb[obj], ds, P) for m in (model, fixed)])
-fig = plots.image_grid(strip, ncols=emb.shape[1], size=1.2, row_labels=["random view", "fixed view"])
+fig = plots.image_grid(strip, [f"prompt: view {v}" for v in range(emb.shape[1])], ncols=emb.shape[1], size=1.2,
+                       row_labels=["random-view training", "fixed-view training"])
 plots.savefig(fig, "04_rotation_strip")
 
 # %%

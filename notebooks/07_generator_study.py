@@ -61,7 +61,8 @@ from p2nlib import clip
 from p2nlib.book import claims, plots
 from p2nlib.book.notebook import setup
 from p2nlib.data import store
-from p2nlib.generate import study, vae
+from p2nlib.chapters import study
+from p2nlib.generate import vae
 
 ctx = setup(profile, device, seed)
 P = ctx.profile
@@ -154,10 +155,12 @@ cols = {"recon test vs GT (dB)": "reconstruction PSNR (dB)", "generation test PS
 fig, axes = plt.subplots(1, len(cols), figsize=(12, 2.8))
 for ax, (col, label) in zip(axes, cols.items()):
     mean, (lo, hi) = stats.t_interval(splits[col])
-    ax.plot(splits.index, splits[col], "o", color="C0")
-    ax.axhspan(lo, hi, color="C0", alpha=0.15, label="95% interval of the mean")
-    ax.axhline(mean, color="C0", lw=1)
-    ax.set(xlabel="split seed", title=label, xticks=list(splits.index))
+    ax.plot(splits.index, splits[col], "o", color="C0", label="one split")
+    right = len(splits) + 0.2
+    ax.errorbar([right], [mean], yerr=[[mean - lo], [hi - mean]], fmt="s", color="C3", capsize=4,
+                label="mean, 95% interval")
+    ax.set_xticks([*splits.index, right], [*map(str, splits.index), "mean"])
+    ax.set(xlabel="split seed", title=label)
 axes[0].legend(fontsize=7)
 plots.savefig(fig, "07_splits")
 

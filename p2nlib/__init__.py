@@ -10,9 +10,11 @@ One package per stage of the paper's pipeline, in the order data flows:
 * ``generate``  stages 1–2 and the one-pass generator (§3.2): VAE, alignment Transformer, pipeline, ``p2n``
 * ``baselines`` per-prompt optimisation (§4.3–4.6): guidances, batched optimiser with the convergence
                 test, labelled runs
-* ``chapters``  the results chapters (§4.3–4.6, §5.2): the experiments of Tables 1–6 as steps that return
-                results, their tables, figures and claims
-* ``eval``      metrics (§4.3), CLIP quality, parameter-space topology, evaluation renders
+* ``priors``    the diffusion priors the baselines distil: trained UNets (``diffusers``) and the ideal
+                closed-form prior of the world
+* ``chapters``  the experiments of chapters 03–07 (stages 1–2, the generator study, Tables 1–6, the
+                baselines' controls) as steps that return results, their tables, figures and claims
+* ``eval``      metrics only (§4.3): CLIP similarity, FD, PSNR, CLIP quality, topology, built tests, intervals
 * ``book``      the book around it: claims ledger, notebook setup, plots, runner, book build, benchmarks
 """
 

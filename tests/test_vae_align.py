@@ -233,7 +233,7 @@ def test_batched_stage1_trains_like_separate_vaes():
 def test_the_study_chooses_on_validation_never_on_test():
     import pandas as pd
 
-    from p2nlib.generate import study
+    from p2nlib.chapters import study
 
     t = pd.DataFrame({"lever": ["loss", "loss", "data size"],
                       "recon val vs GT (dB)": [21.0, 20.0, 30.0],
@@ -252,7 +252,7 @@ def test_the_tiny_dataset_has_disjoint_train_validation_and_test_splits(tiny_art
 
 
 def test_train_subsets_for_evaluation_keep_every_category():
-    from p2nlib.eval import stages
+    from p2nlib.chapters import stages
 
     idx = list(range(192))                      # category-major: 24 scenes of each of 8 categories
     sub = stages.spread(idx, 64)
@@ -264,7 +264,7 @@ def test_the_study_reuses_chapter_04s_aligner_only_when_it_is_the_same_training(
     """Validation decoding draws no random numbers, so 04's aligner (trained with it) has exactly the weights the
     study would train without it; the study takes it only for the same VAE, embeddings, scenes and seed."""
     from p2nlib.core.profiles import get_profile
-    from p2nlib.generate import study
+    from p2nlib.chapters import study
 
     root, ds, cache = tiny_parts
     shutil.copytree(root, tmp_path / "artifacts", dirs_exist_ok=True)

@@ -161,7 +161,7 @@ def running_page(notebooks_dir: Path) -> str:
                       *[f"| `{r['notebook']}` | {r['device']} | {r['seconds']} |" for r in other],
                       f"| **all notebooks** | | **{t:.0f}** ({t / 60:.1f} min) |\n"]
     lines.append("## Profiles\n")
-    lines.append("One table (`p2nlib/profiles.py`) holds every size. Notebooks take `profile`, `device` "
+    lines.append("One table (`p2nlib/core/profiles.py`) holds every size. Notebooks take `profile`, `device` "
                  "and `seed` as papermill parameters: `make book PROFILE=paper DEVICE=cuda`.\n")
     keys = [k for k in PROFILES["small"].to_dict() if k not in ("name", "description")]
     lines.append("| field | " + " | ".join(PROFILES) + " |")

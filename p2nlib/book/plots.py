@@ -70,9 +70,9 @@ def pipeline_diagram() -> "plt.Figure":
     """The paper's Fig. 1 as boxes and arrows: prompt -> CLIP -> Transformer -> latent -> VAE decoder -> NeRF."""
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    fig, ax = plt.subplots(figsize=(10, 3.4))
+    fig, ax = plt.subplots(figsize=(10, 3.8))
     ax.set_xlim(0, 10)
-    ax.set_ylim(0, 3.4)
+    ax.set_ylim(0, 3.8)
     ax.axis("off")
     boxes = {
         "text": (0.1, 2.3, "text prompt\n\"a brown table\"", "#fde2c8"),
@@ -98,7 +98,7 @@ def pipeline_diagram() -> "plt.Figure":
         arrow(a, b)
     ax.text(6.0, 0.55, "one forward pass (in-distribution result)", ha="center", fontsize=8.5, color="#2a6")
     ax.text(9.2, 0.55, "→ render, or initialise\nper-prompt optimisation", ha="center", fontsize=8, color="#a33")
-    ax.text(6.0, 3.05, "Stage 1: VAE on NeRF parameters   ·   Stage 2: align CLIP image embedding to latent",
+    ax.text(5.0, 3.55, "Stage 1: VAE on NeRF parameters   ·   Stage 2: align CLIP image embedding to latent",
             ha="center", fontsize=9)
     return fig
 
@@ -110,13 +110,14 @@ def image_grid(images, titles=None, ncols: int = 8, size: float = 1.3, row_label
     images = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images).clip(0, 1)
     n = len(images)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.12), squeeze=False)
+    lines = max((str(t).count("\n") + 1 for t in titles), default=1) if titles is not None else 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.16 * lines + 0.06)), squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
             ax.imshow(images[k])
             if titles is not None and k < len(titles):   # shorter lists title the first images (a header row)
-                ax.set_title(str(titles[k]), fontsize=7)
+                ax.set_title(str(titles[k]), fontsize=7, pad=2)
     if row_labels is not None:
         for r, label in enumerate(row_labels[:nrows]):
             label = "\n".join(textwrap.wrap(str(label), 18)) or str(label)   # long prompts wrap, never overlap

@@ -30,7 +30,8 @@ import torch
 
 from p2nlib.core import artifacts, paths
 from p2nlib.core.profiles import Profile
-from p2nlib.eval import metrics, stages
+from p2nlib.eval import metrics
+from p2nlib.chapters import stages
 from p2nlib.eval import views as ev
 from p2nlib.generate import align, vae
 
