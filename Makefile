@@ -3,6 +3,7 @@
 #   make test   unit tests, notebooks on the tiny profile (nbval), book build + browser check
 #               (installs Debian's chromium for the browser check when it is missing: make browser)
 #   make bench  benchmarks that print their figures
+#   make readme README.md from book/README.template.md and the run (claims, wall times, last make test)
 #   make gpu-book  on a GPU machine without network: install what is missing from WHEELS, run the gpu
 #               profile, pack notebooks/gpu + figures/gpu into p2n-gpu.tar.gz (p2nlib/book/offline.py)
 PROFILE ?= small
@@ -14,7 +15,7 @@ PY      := $(VENV)/bin/python
 SCRATCH := .scratch
 export HF_HUB_OFFLINE := 1
 
-.PHONY: book notebooks book-html test test-unit bench venv browser clean gpu-book
+.PHONY: book notebooks book-html test test-unit bench venv browser clean gpu-book readme
 
 venv: $(VENV)/.installed
 
@@ -69,10 +70,17 @@ browser:
 # too small for compiling the world's SDFs to pay (about 15 s per process); tests/test_world.py checks the
 # compiled path against the eager one explicitly.
 test: venv browser
-	rm -rf $(SCRATCH) && mkdir -p $(SCRATCH)
+	rm -rf $(SCRATCH) && mkdir -p $(SCRATCH) && date +%s > $(SCRATCH)/started
 	P2N_PROFILE=tiny P2N_DEVICE=cpu P2N_FIGURES=$(CURDIR)/$(SCRATCH)/figures \
-	P2N_ARTIFACTS=$(CURDIR)/$(SCRATCH)/artifacts P2N_NOTEBOOK=nbval P2N_COMPILE=0 \
-	$(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider --ignore-glob='notebooks/*/*' 
+	P2N_ARTIFACTS=$(CURDIR)/$(SCRATCH)/artifacts P2N_NOTEBOOK=nbval P2N_COMPILE=0 P2N_FIGCHECK=strict \
+	$(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider --ignore-glob='notebooks/*/*' \
+	  --junitxml=$(SCRATCH)/junit.xml; rc=$$?; \
+	if [ $$rc -eq 0 ]; then $(PY) -m p2nlib.book.readme record-test --junit $(SCRATCH)/junit.xml \
+	  --seconds $$(( $$(date +%s) - $$(cat $(SCRATCH)/started) )) || true; fi; exit $$rc
+
+# README.md is book/README.template.md rendered from the run (claims, wall times, the last `make test`)
+readme: venv
+	$(PY) -m p2nlib.book.readme
 
 test-unit: venv
 	P2N_FIGURES=$(CURDIR)/$(SCRATCH)/figures P2N_ARTIFACTS=$(CURDIR)/$(SCRATCH)/artifacts \

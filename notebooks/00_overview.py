@@ -18,8 +18,8 @@
 # # Overview: the pipeline and the machinery
 #
 # *Prompt2NeRF-PIL* generates the weights of a small NeRF from a prompt in one forward pass:
-# a CLIP image embedding goes through a Transformer into the latent space of 14 per-tensor VAEs,
-# whose decoders give the 7 weight matrices and 7 bias vectors of a NeRF MLP. This first
+# a CLIP image embedding goes through a Transformer into the latent space of {paper}`14` per-tensor VAEs,
+# whose decoders give the {paper}`7` weight matrices and {paper}`7` bias vectors of a NeRF MLP. This first
 # chapter shows that pipeline, reports the environment that executed the book, and records a
 # first claim, so every later chapter can follow the same pattern: a `parameters` cell, short
 # cells that call `p2nlib`, figures saved through `p2nlib.plots.savefig`.
@@ -62,9 +62,9 @@ plots.savefig(fig, "00_pipeline")
 pd.DataFrame(profile_table()).set_index("name").T
 
 # %% [markdown]
-# ## The NeRF as 14 tensors
-# The paper's NeRF is a 7-layer MLP whose parameters are saved as 14 components: 7 weights and
-# 7 biases. We build the profile's NeRF and count its tensors; this is the book's first claim.
+# ## The NeRF as {claim}`overview.nerf_param_tensors`
+# The paper's NeRF is a {paper}`7`-layer MLP whose parameters are saved as {paper}`14` components: {paper}`7` weights and
+# {paper}`7` biases. We build the profile's NeRF and count its tensors; this is the book's first claim.
 
 # %%
 spec = nerf.NerfSpec.from_profile(ctx.profile)
@@ -73,7 +73,7 @@ print(f"{len(shapes)} tensors, {spec.num_params():,} parameters")
 pd.DataFrame([(k, tuple(v)) for k, v in shapes.items()], columns=["tensor", "shape"])
 
 # %% [markdown]
-# Whatever the profile, the NeRF has 14 tensors in the same order; CI checks this cell's output
+# Whatever the profile, the NeRF has the paper's {paper}`14` tensors in the same order; CI checks this cell's output
 # (`NBVAL_CHECK_OUTPUT`) when it runs the notebook on the `tiny` profile.
 
 # %%

@@ -19,7 +19,7 @@
 #
 # The paper fits one small NeRF per ShapeNet/Objaverse object, all from the **same
 # initialisation**, and treats the fitted weights as data. ShapeNet and Blender are not
-# available offline, so this book builds its own world: 16 categories of parametric objects made
+# available offline, so this book builds its own world: {fixed}`16` categories of parametric objects made
 # of signed-distance primitives, with attributes and captions. Eight categories form the NeRF
 # dataset (in-distribution); the other eight are only ever seen by the CLIP model and later serve
 # as out-of-distribution prompts. The same volume renderer makes ground-truth views and renders
@@ -52,7 +52,7 @@ print(f"profile={P.name} device={ctx.device}: {P.objects_per_category} objects x
       f"categories, {P.train_views}+{P.heldout_views} views at {P.image_size} px, width-{P.nerf_width} NeRFs")
 
 # %% [markdown]
-# ## The procedural world: 16 categories
+# ## The procedural world: {fixed}`16` categories
 # Each category is a generator of composed primitives with several shape attributes and part
 # colours from a named palette; an object is deterministic in (category, index, seed). Top four
 # rows: the in-distribution categories (the NeRF dataset); bottom: out-of-distribution ones.
@@ -165,8 +165,8 @@ plots.savefig(fig, "01_pca_pairs")
 # %% [markdown]
 # **Fig. 5:** the same chairs and airplanes fitted once from the shared template (the dataset)
 # and once from independent random initialisations (same steps, views and loss). We measure
-# separation with the silhouette score in a 10-d PCA space and the 5-fold accuracy of a linear
-# probe (chance: 50%).
+# separation with the silhouette score in a {fixed}`10`-d PCA space and the {fixed}`5`-fold accuracy of a linear
+# probe (chance: {fixed}`50%`, two balanced classes).
 
 # %%
 k = P.ablation_objects

@@ -20,21 +20,21 @@
 # Prompt2NeRF-PIL conditions everything on CLIP ViT-B/32 embeddings: image prompts are embedded
 # directly, and text prompts are first mapped to the *nearest training scene* whose image
 # embedding is then used, because matched text and image embeddings are far apart in CLIP space
-# (supplement II reports cosine similarities of only 0.30–0.40 for well-matched pairs).
+# (supplement II reports cosine similarities of only about {paper}`30% to 40%` for well-matched pairs).
 #
 # The openai ViT-B/32 weights cannot be downloaded offline. When they are not on the machine,
 # this chapter trains a **small CLIP stand-in** on the procedural world: open_clip's own `CLIP`
 # class with a small custom config, open_clip's tokenizer and its contrastive `ClipLoss`, trained
-# on rendered views of all 16 categories paired with the objects' captions. Its image tower is
+# on rendered views of all {fixed}`16` categories paired with the objects' captions. Its image tower is
 # open_clip's `ModifiedResNet` (the tower of OpenAI's RN50 CLIP, scaled down) rather than a ViT:
 # with a few thousand training images a convolutional tower generalised clearly better at the
 # same cost (the comparison is in `p2nlib.clip.small_config`). Like the real CLIP,
-# it has seen far more than the NeRF dataset: the 8 out-of-distribution categories are in its
+# it has seen far more than the NeRF dataset: the {fixed}`8` out-of-distribution categories are in its
 # training data, so it can embed out-of-distribution prompts later in the book. With the
 # `paper` profile and the weights in the Hugging Face cache (or `P2N_CLIP_WEIGHTS`), the same
 # cells use the real ViT-B-32.
 #
-# All evaluation below uses **held-out objects** (object indices from 10,000, never seen in
+# All evaluation below uses **held-out objects** (object indices from {fixed}`10,000`, never seen in
 # training) rendered from poses that training never used.
 
 # %% tags=["parameters"]
@@ -108,7 +108,7 @@ if info.get("seconds"):
 
 # %% [markdown]
 # ### Training loss
-# The symmetric InfoNCE loss of `open_clip.loss.ClipLoss` (its floor is 0; chance level is
+# The symmetric InfoNCE loss of `open_clip.loss.ClipLoss` (its floor is zero; chance level is
 # log(batch)), and the learnable temperature (logit scale).
 
 # %%
@@ -128,7 +128,7 @@ else:
 # %% [markdown]
 # ## Zero-shot classification on held-out objects (§4.2)
 # Each held-out view is assigned to the category whose plain caption ("a chair", "an
-# airplane", ...) has the highest cosine similarity: 16-way, chance 1/16.
+# airplane", ...) has the highest cosine similarity: {fixed}`16`-way, chance {fixed}`1/16`.
 
 # %%
 eval_objs, eval_imgs = clip.eval_views(P, device=ctx.device)

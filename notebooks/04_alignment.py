@@ -18,15 +18,15 @@
 # # Stage 2: semantic alignment, and the prompt → NeRF pipeline (paper §3.2, supplement I)
 #
 # A Transformer encoder–decoder (`torch.nn.Transformer`) maps the CLIP image embedding of one
-# view of a scene (the source) to the scene's 14 latent tokens (the VAE means, the target). A
-# zero [BOS] token starts the target; training uses teacher forcing, inference decodes the 14
-# tokens one by one. Each epoch draws one random view per scene, which the paper argues makes
+# view of a scene (the source) to the scene's {claim}`overview.nerf_param_tensors.value` latent tokens (the VAE means, the
+# target). A zero [BOS] token starts the target; training uses teacher forcing, inference decodes
+# the {claim}`overview.nerf_param_tensors.value` tokens one by one. Each epoch draws one random view per scene, which the paper argues makes
 # the mapping invariant to the viewpoint (supplement I); we test that claim by training a second
 # model on one fixed view per scene.
 #
 # Two choices of ours (the paper's training details were lost): targets are standardised per
 # token and dimension, and teacher forcing uses *token dropout* (each teacher token fed to the
-# decoder is zeroed with probability 0.5). With plain teacher forcing the decoder learns to copy
+# decoder is zeroed with probability {fixed}`0.5`). With plain teacher forcing the decoder learns to copy
 # the object from the previous true token rather than read the CLIP embedding, and free-running
 # decoding then drifts (exposure bias). A third model trained with plain teacher forcing
 # measures the difference below.
@@ -170,7 +170,7 @@ gif = pipe.turntable_gif(gens[0], plots.paths.figures_dir() / "04_turntable_tabl
 print(f"turntable GIF: {gif.name}")
 
 # %% [markdown]
-# The turntable of the NeRF generated from "a brown table" (one forward pass, 16 poses):
+# The turntable of the NeRF generated from "a brown table" (one forward pass, {fixed}`16` poses):
 #
 # ![turntable of the NeRF generated from "a brown table"](../figures/04_turntable_table.gif)
 #

@@ -18,7 +18,7 @@
 # # In-distribution generation: Tables 1–2, Figures 2–3 (paper §4.3–4.5, supplement VII)
 #
 # One forward pass turns an image or a text prompt into a NeRF. Here the prompts describe objects
-# of the 8 dataset categories, and we compare with per-prompt optimisation.
+# of the {fixed}`8` dataset categories, and we compare with per-prompt optimisation.
 #
 # **Stand-ins, stated once.** The paper's baselines are Zero-1-to-3 (image → NeRF) and DreamFusion
 # (text → NeRF): score distillation (SDS) from diffusion models whose weights cannot be had offline.
@@ -35,7 +35,7 @@
 #
 # **Metrics.** CLIP similarity (image prompts: generated vs ground-truth views at the same poses;
 # text prompts: text vs rendered views) and a Fréchet distance: pytorch-fid's InceptionV3 at
-# dims=192 when its weights are on this machine, otherwise the same formula on CLIP image features
+# `dims=192` when its weights are on this machine, otherwise the same formula on CLIP image features
 # (FD-CLIP). Each table names which one it used and on how many images.
 
 # %% tags=["parameters"]
@@ -82,7 +82,7 @@ pipe = Prompt2NeRF.load(P, ctx.device)
 # the cap; sound guidance leaves it built. **Negative** — the same starts with another category's
 # prompt must move. **From scratch** — from DreamFusion's blob, the text baseline builds the object
 # (the study of chapter 06's prompts), the image baseline reaches the novel-view quality bar
-# (mask IoU ≥ 0.7 against the ground truth on views ≥ 60° from the reference). Image quality is
+# (mask IoU ≥ {fixed}`0.7` against the ground truth on views ≥ {fixed}`60°` from the reference). Image quality is
 # read on those novel views: that is what a view prior is for.
 #
 # The tables below use the first prior that passes every control (the ideal one, then the trained
@@ -144,10 +144,11 @@ print("Fréchet distance:", X.frechet_name())
 
 # %% [markdown]
 # ## Image prompts: the whole train and test splits
-# Each scene's prompt is its ground-truth view from one fixed pose (30° azimuth, 25° elevation).
-# The generated NeRF and the ground truth are rendered at the same evaluation poses, evenly spaced
-# around the object; similarity is averaged over poses. A Fréchet distance needs more images than
-# feature dimensions, so each set gets enough views for at least 1.5× as many images as dimensions.
+# Each scene's prompt is its ground-truth view from one fixed pose ({fixed}`30°` azimuth,
+# {fixed}`25°` elevation). The generated NeRF and the ground truth are rendered at the same evaluation
+# poses, evenly spaced around the object; similarity is averaged over poses. A Fréchet distance needs
+# more images than feature dimensions, so each set gets enough views for at least {fixed}`1.5×` as many
+# images as dimensions.
 # We add a column the paper does not have: the fitted NeRF of the *nearest training scene* (by
 # CLIP image embedding), i.e. pure retrieval. It tells how much the one-pass generator adds over
 # looking the prompt up.
@@ -158,14 +159,14 @@ G.table()
 
 # %% [markdown]
 # ## The image baseline on a random subset of the test split
-# Per-prompt optimisation is slow, so (as in the paper, which used 10% of its test split) it runs on
-# a random subset: one random test scene from each of 4 random categories (these also make
+# Per-prompt optimisation is slow, so (as in the paper, which used {paper}`10%` of its test split) it runs on
+# a random subset: one random test scene from each of {fixed}`4` random categories (these also make
 # Figure 3). Every run goes on to the iteration cap so the curves are complete; the convergence
 # test marks where each run converged. We keep each run's NeRF at convergence *and* at the cap.
 # Runs are cached on disk, keyed by everything that determines them. The CLIP-guided ablation runs
-# on the same scenes and stops each run where the convergence test stops it. Besides CLIP similarity, image prompts get the PSNR against the ground-truth
-# views at the same poses: with the small CLIP, a fog of the right colour already scores a high
-# similarity, but not a high PSNR.
+# on the same scenes and stops each run where the convergence test stops it. Besides CLIP
+# similarity, image prompts get the PSNR against the ground-truth views at the same poses: with the
+# small CLIP, a fog of the right colour can already score a high similarity, but not a high PSNR.
 
 # %%
 img_clip = A.image_baseline(progress=False)
@@ -179,16 +180,17 @@ plots.save_table(f"{caption}\n\n{table1.to_markdown()}", "05_table1_image_prompt
 table1
 
 # %% [markdown]
-# **Figure 2.** Test-split generations: for each category, up to 5 random test scenes (the small
-# profile has 3 per category). Left of each pair the ground truth, right the NeRF generated from the
-# image prompt in one forward pass, both at a novel pose (not the prompt's).
+# **Figure 2.** Test-split generations: for each category, up to {profile}`small.gallery_per_category`
+# random test scenes (`gallery_per_category`; all of them where the category has fewer). Left of
+# each pair the ground truth, right the NeRF generated from the image prompt in one forward pass,
+# both at a novel pose (not the prompt's).
 
 # %%
 plots.show(X.test_gallery(G), "05_fig2_test_gallery")
 
 # %% [markdown]
 # **Figure 3.** Ours (one forward pass) next to the image baseline (best seed, at convergence and at
-# the iteration cap) for the 4 random categories. Each NeRF is shown from three poses; the first
+# the iteration cap) for the {fixed}`4` random categories. Each NeRF is shown from three poses; the first
 # is the prompt's own pose.
 
 # %%
@@ -196,10 +198,10 @@ plots.show(X.ours_vs_baseline(G, img), "05_fig3_ours_vs_baseline")
 
 # %% [markdown]
 # ## Text prompts (Table 2)
-# Prompts written for the 8 categories, not copied from dataset captions. Ours goes to the nearest
+# Prompts written for the {fixed}`8` categories, not copied from dataset captions. Ours goes to the nearest
 # training scene and generates from its image embedding (paper §3.2). The text baseline starts from
 # scratch; we report its similarity at a fixed budget of a third of the cap (the paper used
-# 5k iterations) and at convergence, whether the run has *built* the prompt's object where it
+# {paper}`5k` iterations) and at convergence, whether the run has *built* the prompt's object where it
 # stopped (the book's CLIP names its category and the silhouette has that category's size;
 # `p2nlib/eval/built.py`), and the wall time of each on this machine. The baseline's
 # wall time is each run's share of the batched optimisation (several runs share each step), which
@@ -226,9 +228,12 @@ plots.show(X.text_vs_baseline(T, txt), "05_text_ours_vs_baseline")
 # Left: the mean squared pixel change between consecutive epochs, with ε dashed. Right: CLIP
 # similarity. The CLIP-guided ablation (dotted) first sits in a faint, nearly uniform fog whose
 # renders barely change, and the pixel-change test takes that stall for convergence. Score
-# distillation (solid) builds the object within the first epochs, but draws a new noise level every
-# iteration, so its renders keep changing by more than ε and many runs reach the cap; a text run
-# whose change drops to zero has collapsed to an empty scene.
+# distillation (solid) draws a new noise level every iteration, so its renders can keep changing by
+# more than ε until the cap (the iterations of Table 2 and of the image baseline's runs above).
+# Converging is not building: whether each text run built its prompt's object, and after how many
+# iterations, is in the text baseline's table above (`built`, `iterations_to_built`); a text run
+# whose change drops to zero has collapsed to an empty scene (`failed`). Below the figure: the
+# median iterations to convergence with ε and with the two other values of `opt_eps_sensitivity`.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -251,7 +256,7 @@ X.sensitivity(img, txt).rename_axis("median iterations to convergence")
 # %% [markdown]
 # ## Multi-view renders and turntables (supplement VII, Figs. 10–11)
 # Random test-split generations from image prompts and the text-prompt generations above, each
-# from 8 poses around the object.
+# from {fixed}`8` poses around the object.
 
 # %%
 plots.show(X.multiview(G, T), "05_multiview")
@@ -260,7 +265,7 @@ X.turntable_gif(first, "05_turntable_image_prompt")
 X.turntable_gif(T.generations[0].params, "05_turntable_text_prompt")
 
 # %% [markdown]
-# Turntables, 16 poses at 64 px: a test scene generated from its image prompt (left) and the NeRF
+# Turntables, {fixed}`16` poses at {fixed}`64` px: a test scene generated from its image prompt (left) and the NeRF
 # generated from the text prompt "a green chair with armrests and a hollow back" (right). Look for
 # a shape that stays the same object as it turns, and for the fog around it.
 #

@@ -18,8 +18,8 @@
 # # Out of distribution: generated NeRFs as initialisation (paper §4.6, §5.2, Tables 3–6, supplement VI)
 #
 # The paper's headline: per-prompt optimisation (DreamFusion, Zero-1-to-3) started from a NeRF our
-# model generates converges **3 to 5 times faster** than from scratch, and faster than from the
-# fitted NeRF of a semantically close scene. Here the prompts come from the 8 categories the NeRF
+# model generates converges **{paper}`3 to 5` times faster** than from scratch, and faster than from the
+# fitted NeRF of a semantically close scene. Here the prompts come from the {fixed}`8` categories the NeRF
 # dataset does not have (only the CLIP model has seen such objects), plus a composition.
 #
 # Four initialisations per prompt, each optimised with the same guidance as in `05` (score
@@ -41,13 +41,14 @@
 # - **the test reads the weights averaged over each epoch**: SDS moves the raw weights by noise at every
 #   step, so their renders never stop changing; the epoch's mean settles once the run stops going
 #   anywhere. (An exponential moving average, which stable-dreamfusion keeps, would remember the start
-#   for ~20 iterations and call drifting runs converged in the first epochs.) The paper's test on the
-#   raw weights is kept as a column;
-# - **a ceiling above the claim**: the cap is at least 10× the earliest possible convergence (k epochs),
-#   so a 3–5× speed-up can be measured; every speed-up is printed with its ceiling;
-# - **`built`**: the book's CLIP names the prompt's category (zero-shot over all 16) from most check
-#   views and the silhouette has that category's size (`p2nlib/eval/built.py`), so an empty scene, a fog
-#   or a frame-filling slab does not count as an object, whatever its CLIP similarity. Image prompts are
+#   for tens of iterations and call drifting runs converged in the first epochs.) The paper's test on
+#   the raw weights is kept as a column;
+# - **a ceiling above the claim**: the cap is at least {fixed}`10×` the earliest possible convergence
+#   (k epochs), so the paper's {claim}`ood.speedup_vs_scratch.paper` speed-up can be measured; every
+#   speed-up is printed with its ceiling;
+# - **`built`**: the book's CLIP names the prompt's category (zero-shot over all {fixed}`16`) from most
+#   check views and the silhouette has that category's size (`p2nlib/eval/built.py`), so an empty scene,
+#   a fog or a frame-filling slab does not count as an object, whatever its CLIP similarity. Image prompts are
 #   judged against the ground-truth object instead (PSNR and mask IoU).
 #
 # The book's earlier CLIP-guided stand-ins are measured in `05` (an ablation column of Tables 1–2);
@@ -132,9 +133,10 @@ res.table.round(4)
 
 # %% [markdown]
 # ## The noise schedule: ours against DreamFusion's
-# The baselines' SDS anneals its largest noise level from 0.98 to 0.5 over the first 30% of the
-# iterations (ours, after ProlificDreamer / LucidDreamer); DreamFusion's own schedule (uniform in
-# [0.02, 0.98] throughout) is measured beside it from the blob (S), with the prior the tables use. Per start: prompts *built* where the convergence test stopped the run (more
+# The baselines' SDS anneals its largest noise level from {fixed}`0.98` to {fixed}`0.5` over the first
+# {fixed}`30%` of the iterations (ours, after ProlificDreamer / LucidDreamer); DreamFusion's own schedule
+# (uniform in {fixed}`[0.02, 0.98]` throughout) is measured beside it from the blob (S), with the prior
+# the tables use. Per start: prompts *built* where the convergence test stopped the run (more
 # than half their seeds) and the share of failed runs (an empty or uniform scene).
 
 # %%
@@ -150,7 +152,7 @@ counts.round(3)
 # ## Tables 5 and 6 (Table 3 is their first two rows each)
 # Columns as in the paper: Ours (NRS) at convergence; S and P after the same number of iterations as
 # Ours; S and P at their own convergence. Cells are mean ± std over seeds; the paper showed the best
-# of 5 seeds, so the best seed's value is given beside it (highest similarity, fewest iterations).
+# of five seeds, so the best seed's value is given beside it (highest similarity, fewest iterations).
 
 # %%
 table5, table6 = X.paper_table(res, "image"), X.paper_table(res, "text")
@@ -180,7 +182,7 @@ t4
 
 # %% [markdown]
 # ## Convergence curves (supplement VI, Fig. 9)
-# One image prompt and one text prompt, seed 0: the mean squared pixel change between epochs (ε
+# One image prompt and one text prompt, seed {fixed}`0`: the mean squared pixel change between epochs (ε
 # dashed) and the CLIP similarity, for the four initialisations.
 
 # %%
@@ -201,7 +203,7 @@ plots.savefig(fig, "06_fig9_convergence")
 
 # %% [markdown]
 # ## Multi-view renders of the results (supplement VII, Figs. 12–13)
-# Ours (NRS), the seed with the highest final similarity, at the end of its optimisation, from 8
+# Ours (NRS), the seed with the highest final similarity, at the end of its optimisation, from {fixed}`8`
 # poses around the object: the four image prompts, then the four text prompts.
 
 # %%
@@ -223,9 +225,9 @@ viewer.nerf_gallery([X.best_final(res, "image", X.image_names[0]), X.best_final(
 # %% [markdown]
 # ## Speed-up and similarity, summarised
 # Per prompt: the median over seeds of the iterations to convergence; the speed-up is S (or P)
-# divided by Ours (NRS); the claims take the median over prompts, with a 95% interval from a
+# divided by Ours (NRS); the claims take the median over prompts, with a {fixed}`95%` interval from a
 # bootstrap over prompts and seeds. Beside the adopted test: the paper's test on the raw weights,
-# the iterations to reach 95% of the best similarity seen for the prompt (a time-to-quality view
+# the iterations to reach {fixed}`95%` of the best similarity seen for the prompt (a time-to-quality view
 # that a stalled run cannot pass), and, for text prompts, the iterations until the run is built and
 # stays built.
 
@@ -237,7 +239,7 @@ summary.round(3)
 # %% [markdown]
 # **With censoring.** A run that never gets built is not "built at the cap": its time is only known
 # to exceed the cap. Per start, the Kaplan–Meier median over prompts × seeds of the iterations until
-# built for good (text: `built`; image: novel-view mask IoU ≥ 0.7), runs never built censored at the
+# built for good (text: `built`; image: novel-view mask IoU ≥ {fixed}`0.7`), runs never built censored at the
 # cap; a start whose median lies beyond the cap gives a lower bound on its ratio to Ours (NRS), as
 # the paper's own runs that "fail to converge" must.
 
@@ -271,8 +273,9 @@ plots.savefig(fig, "06_iterations_box")
 # %% [markdown]
 # ## Claims
 # Verdicts against the bars of the claims table (`p2nlib/book/claims_spec.py`); a speed-up holds when
-# the lower end of its 95% interval reaches the bar. The figure shows each speed-up with its interval,
-# the paper's 3× and the ceiling of its measure (the largest ratio it can report).
+# the lower end of its {fixed}`95%` interval reaches the bar. The figure shows each speed-up with its
+# interval, the lower end of the paper's {paper}`3 to 5` times (dashed) and the ceiling of its measure
+# (the largest ratio it can report).
 
 # %%
 recorded = [claims.record(**c) for c in verdicts.ood_claims(X, res)]

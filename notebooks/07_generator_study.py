@@ -19,22 +19,22 @@
 #
 # The paper's central result is that one forward pass turns an unseen object's image into a good
 # NeRF (Table 1: test similarity close to train). In this book the paper's recipe for stage 1 —
-# 14 per-tensor VAEs trained on the **parameter MSE** — memorises: it reconstructs training NeRFs
+# {paper}`14` per-tensor VAEs trained on the **parameter MSE** — memorises: it reconstructs training NeRFs
 # far better than unseen ones (chapter 03), and generated test NeRFs are recognisable mostly by
 # colour. This chapter changes one lever at a time and measures each on the same splits. A recipe
-# is **chosen on the validation split** (10% of the objects of each category, carved from train and
+# is **chosen on the validation split** ({fixed}`10%` of the objects of each category, carved from train and
 # never trained on); the **test split** is read for the numbers the book reports:
 #
 # * **the reconstruction loss**: the paper's parameter MSE; ours adds a *function-space* term that
 #   compares the decoded NeRF with the original **as functions** — opacity `α = 1 − exp(−σδ)` and
 #   opacity-weighted colour at random points of the object box (`p2nlib.generate.vae.function_loss`);
 #   with two weights, and without the parameter term;
-# * **the data**: fewer training NeRFs per category (a curve over three sizes, on our recipe), and
+# * **the data**: fewer training NeRFs per category (a curve over three sizes, on the adopted recipe), and
 #   how the NeRFs are fitted: refitted with a *proximal* pull toward the shared template after every
 #   Adam step (`FitConfig.proximal`, ours; the paper's own argument for a shared initialisation pushed
 #   further), on the smallest size so that it is compared with that size's row; its cost shows in the
 #   fitting PSNR and its effect in the distance to the template;
-# * **the KL weight** and **the latent size** (on our recipe, on the larger of the smaller training
+# * **the KL weight** and **the latent size** (on the adopted recipe, on the larger of the smaller training
 #   sets, so each is compared with that set's row);
 # * **stage 2**: the aligner's error separated from the VAE's, by decoding the *true* latent means
 #   of the test NeRFs next to the aligner's prediction from an unseen view.
@@ -102,7 +102,7 @@ curve = pd.concat([table[table.lever == "data size"], table.loc[["ours: param + 
 curve = curve.sort_values("train NeRFs")
 axes[1].plot(curve["train NeRFs"], curve["recon test vs GT (dB)"], "o-", label="test")
 axes[1].plot(curve["train NeRFs"], curve["recon train vs GT (dB)"], "o--", color="C7", label="train")
-axes[1].set(xlabel="training NeRFs (our recipe)", ylabel="reconstruction PSNR (dB)", title="data size")
+axes[1].set(xlabel="training NeRFs (adopted recipe)", ylabel="reconstruction PSNR (dB)", title="data size")
 axes[1].legend(fontsize=8)
 plots.savefig(fig, "07_study")
 
@@ -134,12 +134,12 @@ losses[["recon val vs GT (dB)", "recon test vs GT (dB)"]].round(2)
 # ## Over dataset splits
 # Every number above comes from one split of the NeRFs into train, validation and test. Here the
 # adopted recipe is trained again, stages 1 and 2 from scratch, on other splits of the **same fitted
-# NeRFs** (other objects in the test split; split seed 0 is the book's split, each split with its own
+# NeRFs** (other objects in the test split; split seed {fixed}`0` is the book's split, each split with its own
 # training seed), and measured on each test split by the protocol of the table above: reconstruction
 # PSNR, generation PSNR and CLIP similarity from the prompt view, and retrieval — the fitted NeRF of the
 # nearest training scene by CLIP image embedding. The claims below are the means over splits with a
-# 95% Student-t interval (with three splits, the mean ± 4.3 standard errors), and their verdicts use
-# that interval.
+# {fixed}`95%` Student-t interval (with the committed run's {profile}`small.split_seeds` splits, the mean
+# ± {fixed}`4.3` standard errors), and their verdicts use that interval.
 
 # %%
 splits = study.split_study(P, ds, encoder, cache, ctx.device, seed)

@@ -22,16 +22,17 @@
 # Neither model's weights can be had offline. The procedural world renders unlimited training
 # images, so the book trains its own small priors, as it trains its own small CLIP (chapter 02):
 #
-# * a **text-conditioned prior**: a `diffusers` `UNet2DModel` that denoises renders of all 16
+# * a **text-conditioned prior**: a `diffusers` `UNet2DModel` that denoises renders of all {fixed}`16`
 #   categories, conditioned on the book's CLIP text embedding of their captions (projected onto the
 #   UNet's time embedding), with classifier-free guidance;
 # * a **view-conditioned prior**: the same UNet, given a reference view (concatenated to its input)
 #   and the relative camera (change of elevation, azimuth as sine and cosine, change of radius), it
 #   denoises the object's view from the new camera.
 #
-# The text prior is the wider of the two in the small profile (`text_prior_channels` 48/96/96
-# against the view prior's `prior_channels` 32/64/64, 2.6 M parameters against 1.1 M): it draws
-# any of 16 categories from a caption, while the view prior mostly carries its reference over. At
+# The text prior is the wider of the two in the small profile (`text_prior_channels`
+# {profile}`small.text_prior_channels` against the view prior's `prior_channels`
+# {profile}`small.prior_channels`; both parameter counts are in the training table below): it draws
+# any of {fixed}`16` categories from a caption, while the view prior mostly carries its reference over. At
 # the view prior's width the text prior's samples fell under the book's bar for them (the claims
 # page gives both widths' scores; `python -m p2nlib.priors.scale` measures any width).
 #
@@ -72,9 +73,10 @@ print(f"view prior: {cfg}\ntext prior: the same, widths {text_cfg.channels}\n"
 # %% [markdown]
 # ## Training
 # Each prior: `prior_steps` steps of batch `prior_batch`, epsilon-prediction MSE at uniform random
-# timesteps weighted by Min-SNR-γ (`snr_gamma` = 5, Hang et al. 2023: the many nearly clean
-# timesteps, easy and useless for sampling, stop dominating the loss; set it to 0 for the plain
-# DDPM loss), the condition dropped for 10% of the samples (classifier-free guidance).
+# timesteps weighted by Min-SNR-γ (`snr_gamma` = {fixed}`5`, [Hang et al.](https://arxiv.org/abs/2303.09556):
+# the many nearly clean timesteps, easy and useless for sampling, stop dominating the loss; set it to
+# {fixed}`0` for the plain DDPM loss), the condition dropped for {fixed}`10%` of the samples
+# (classifier-free guidance).
 
 # %%
 text_prior = train.text_prior(P, encoder, data, text_cfg, ctx.device, seed)
@@ -94,7 +96,7 @@ plots.savefig(fig, "08_training")
 
 # %% [markdown]
 # ## The text prior's samples
-# Ancestral DDPM sampling (50 steps, guidance scale 3; the sampler is discussed below) from each
+# Ancestral DDPM sampling ({fixed}`50` steps, guidance scale {fixed}`3`; the sampler is discussed below) from each
 # category's plain caption ("a chair"), and how they
 # compare with real renders of held-out objects at the same size: the Fréchet distance in the
 # book's CLIP feature space, and the CLIP's zero-shot accuracy on the samples next to its accuracy
@@ -117,7 +119,7 @@ pd.Series(text_q["per category (samples)"]).round(2).to_frame("top-1").T
 
 # %% [markdown]
 # ## The view prior's novel views
-# For each held-out object: view 0 as the reference, and the relative camera to each of its other
+# For each held-out object: its first view as the reference, and the relative camera to each of its other
 # views. The sampled view against the ground truth, next to copying the reference unchanged (what a
 # prior that ignores the camera would score).
 
@@ -143,9 +145,9 @@ steps.round(2)
 # %% [markdown]
 # ## Which sampler
 # The samples above are drawn by ancestral DDPM sampling (ours: `diffusers`' `DDPMScheduler`,
-# strided over 50 of the 1,000 training timesteps, fresh noise at every step). The book first drew
-# them by deterministic DDIM (`DDIMScheduler`, η = 0, `diffusers`' defaults), and with these small
-# priors that chain drifts: it clips its predicted clean image to [−1, 1] but keeps the predicted
+# strided over {fixed}`50` of the {fixed}`1,000` training timesteps, fresh noise at every step). The book first drew
+# them by deterministic DDIM (`DDIMScheduler`, η = {fixed}`0`, `diffusers`' defaults), and with these small
+# priors that chain drifts: it clips its predicted clean image to {fixed}`[−1, 1]` but keeps the predicted
 # noise, and no fresh noise pulls it back, so its samples were far worse than one denoising step of
 # the same prior (the table above). Both samplers on the same priors, seeds, steps and guidance:
 

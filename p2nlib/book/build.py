@@ -1,6 +1,7 @@
 """Assemble and build the Jupyter Book (Jupyter Book 1, Sphinx; fully offline).
 
-:func:`prepare` copies the executed notebooks into ``book/chapters/``, the figures into
+:func:`prepare` copies the executed notebooks into ``book/chapters/`` (rendering the references to the run in
+their Markdown, :mod:`p2nlib.book.prose`), the figures into
 ``book/figures/``, writes ``book/claims.md`` from ``figures/claims.json`` (with each claim's discussion,
 whatever its verdict, from ``book/claims_discussion.md``) and ``book/running.md`` with the
 wall times recorded in the executed notebooks, and copies plotly.js from the installed ``plotly``
@@ -17,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from p2nlib.book import claims
+from p2nlib.book import claims, prose
 from p2nlib.core import paths
 
 BOOK = paths.ROOT / "book"
@@ -48,15 +49,18 @@ def discussion_verdicts(path: Path) -> dict[str, str | None]:
     return out
 
 
-def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
+def claims_page(claims_file: Path, discussion_file: Path | None = None, notebooks_dir: Path | None = None) -> str:
     """The book's claims page: per paper section a compact table (claim, paper, ours, verdict), then
     per claim its details (bar, note, the run that measured it, and its discussion when it has one, whatever
-    the verdict), each one click away from its row."""
+    the verdict), each one click away from its row. The discussions' references to the run
+    (:mod:`p2nlib.book.prose`) are rendered from this ledger and the tables beside it."""
     data = claims.load(claims_file)
     data = {**data, "claims": [claims.with_kind(c) for c in data["claims"]]}
     n = len(data["claims"])
     by_verdict = {v: [c for c in data["claims"] if claims.verdict(c) == v] for v in claims.VERDICTS}
-    notes = discussion(discussion_file or BOOK / "claims_discussion.md")
+    sources = prose.Sources(figures=claims_file.parent, notebooks=notebooks_dir or paths.ROOT / "notebooks")
+    notes = {cid: prose.render(text, sources, where=f"the discussion of {cid}")
+             for cid, text in discussion(discussion_file or BOOK / "claims_discussion.md").items()}
     lines = [
         "# Claims ledger\n",
         f"Every number below was measured by the notebooks of this book and merged into "
@@ -66,7 +70,9 @@ def claims_page(claims_file: Path, discussion_file: Path | None = None) -> str:
         "passed its controls (the checks `controls.*`); it is not judged when it has no bar. "
         "*paper* is the paper's value, *ours* the measured one. Click a claim for its note, the bar it "
         "is judged against, the run that measured it (notebook, profile, device, commit) and its "
-        "discussion: why it does not hold, or what a claim that holds still hides.\n",
+        f"discussion ({len(set(notes) & {c['id'] for c in data['claims']})} of {n} claims have one): why it does "
+        "not hold or is undecided, or what a claim that holds still hides; the numbers in the discussions are "
+        "read from this ledger and the chapters' tables when the book is built.\n",
         f'<div id="claims-count" data-count="{n}"></div>\n',
         "By kind — " + "; ".join(f"**{kind}** ({KIND_WORDS[kind]}): {sum(v.values())}, of which {_counts(v)}"
                                  for kind, v in claims.kind_counts(data).items()) + ".\n",
@@ -195,11 +201,14 @@ def prepare(notebooks_dir: Path | None = None, figures_dir: Path | None = None, 
     executed = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
     if not executed:
         raise SystemExit(f"no executed notebooks in {notebooks_dir}; run `make book` first")
+    sources = prose.Sources(figures=figures_dir, notebooks=notebooks_dir)
     for nb in executed:
         shutil.copy2(nb, chapters / nb.name)
+        prose.render_notebook(chapters / nb.name, sources)        # the prose's numbers, from this run
     shutil.rmtree(book_dir / "figures", ignore_errors=True)
     shutil.copytree(figures_dir, book_dir / "figures", ignore=shutil.ignore_patterns(".claims"))
-    (book_dir / "claims.md").write_text(claims_page(figures_dir / "claims.json", book_dir / "claims_discussion.md"))
+    (book_dir / "claims.md").write_text(claims_page(figures_dir / "claims.json", book_dir / "claims_discussion.md",
+                                                    notebooks_dir))
     (book_dir / "running.md").write_text(running_page(notebooks_dir))
     copy_plotlyjs(book_dir)
 

@@ -21,7 +21,28 @@ def set_style() -> None:
 
 def savefig(fig: "plt.Figure", name: str) -> None:
     """Save ``fig`` as ``<figures>/<name>.png`` (small PNG). Returns nothing, so a notebook cell ending
-    with it shows the figure and no machine path."""
+    with it shows the figure and no machine path.
+
+    First the figure is checked for layout problems (:mod:`p2nlib.book.figcheck`: empty panels, titles over
+    other axes, overlapping tick labels, text off the figure). ``P2N_FIGCHECK=strict`` (set by ``make test``)
+    raises :class:`~p2nlib.core.errors.P2NError` on any; ``off`` skips the check; otherwise it warns."""
+    import os
+    import warnings
+
+    from p2nlib.book import figcheck
+    from p2nlib.core.errors import P2NError
+
+    mode = os.environ.get("P2N_FIGCHECK", "warn").strip().lower()
+    found = [] if mode == "off" else figcheck.problems(fig, tight=True)   # saved with bbox_inches="tight"
+    if found:
+        listed = "\n".join(f"  - {p}" for p in found)
+        if mode == "strict":
+            raise P2NError(
+                f"figure {name!r} has {len(found)} layout problem(s):\n{listed}\nFix the figure code: "
+                "call fig.tight_layout() or enlarge figsize, rotate/shorten/thin crowded tick labels, shorten "
+                "titles, give titles only to cells that show something (or fig.delaxes an unused axes), and "
+                "place texts inside the figure. P2N_FIGCHECK=warn only warns.")
+        warnings.warn(f"figure {name!r} has layout problems:\n{listed}", stacklevel=2)
     fig.savefig(paths.figures_dir() / f"{name}.png", bbox_inches="tight")
 
 

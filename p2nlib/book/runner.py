@@ -103,7 +103,9 @@ def run_notebook(py: Path, profile: str, device: str, out_dir: Path, run_dir: Pa
                         kernel_name="python3", cwd=str(py.parent), progress_bar=False)
     seconds = time.perf_counter() - t0
     nb = strip_progress(strip_injected(nbformat.read(executed, as_version=4)))
-    nb.metadata.setdefault("p2n", {})["wall_time_s"] = round(seconds, 1)
+    from p2nlib.core.device import machine
+
+    nb.metadata.setdefault("p2n", {}).update(wall_time_s=round(seconds, 1), machine=machine(device))
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_dir / f"{py.stem}.ipynb")
     record = paths.claims_dir() / f"{py.stem}.json"

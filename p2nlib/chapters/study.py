@@ -17,7 +17,7 @@ reported numbers only.
 
 The study runs in notebook 07; the recipe the book adopts is the profile's (``vae_param_weight``,
 ``vae_function_weight``), and the paper's (parameter MSE only) is always a row. The data-size, KL and
-latent-size rows vary our recipe (:data:`OURS`).
+latent-size rows vary the adopted recipe (:func:`adopted`).
 """
 from __future__ import annotations
 
@@ -46,8 +46,16 @@ class Variant:
     proximal: float = 0.0                        # refit the scenes with this pull toward the template
 
 
-#: the function-space recipe the study measures (parameter MSE + 100 × function-space term)
+#: the function-space recipe the study measures beside the paper's (parameter MSE + 100 × function-space term)
 OURS = {"param_weight": 1.0, "function_weight": 100.0}
+#: the function-space term alone (ours)
+FUNCTION_ONLY = {"param_weight": 0.0, "function_weight": 100.0}
+
+
+def adopted(p: Profile) -> dict:
+    """The reconstruction loss the profile adopts (``vae_param_weight``, ``vae_function_weight``): the recipe
+    of chapters 03–06, of the study's lever rows and of its dataset splits."""
+    return {"param_weight": p.vae_param_weight, "function_weight": p.vae_function_weight}
 
 
 #: the proximal pull toward the template of the "proximal fitting" row (see :class:`p2nlib.data.fit.FitConfig`)
@@ -62,17 +70,18 @@ def variants(p: Profile) -> list[Variant]:
     compared with that set's row: a shorter training that does not change what the row shows)."""
     per = p.objects_per_category
     sizes = sorted({max(2, per // 3), max(2, (2 * per) // 3)})
+    ours = adopted(p)
     return [
         Variant("paper: parameter MSE", "loss", {"param_weight": 1.0, "function_weight": 0.0}, aligner=True),
         Variant("ours: param + 100 × function", "loss", OURS, aligner=True),
-        Variant("function-space only", "loss", {"param_weight": 0.0, "function_weight": 100.0}),
-        *[Variant(f"ours, {n} NeRFs per category", "data size", OURS, per_category=n) for n in sizes],
-        Variant(f"ours, {sizes[0]} per category, proximal fitting", "dataset fitting", OURS,
+        Variant("function-space only", "loss", FUNCTION_ONLY, aligner=True),
+        *[Variant(f"ours, {n} NeRFs per category", "data size", ours, per_category=n) for n in sizes],
+        Variant(f"ours, {sizes[0]} per category, proximal fitting", "dataset fitting", ours,
                 per_category=sizes[0], proximal=PROXIMAL),
-        Variant(f"ours, {sizes[-1]} per category, KL weight × 10", "KL weight", {**OURS, "beta": 10 * p.vae_beta},
+        Variant(f"ours, {sizes[-1]} per category, KL weight × 10", "KL weight", {**ours, "beta": 10 * p.vae_beta},
                 per_category=sizes[-1]),
         Variant(f"ours, {sizes[-1]} per category, latent size ÷ 2", "latent size",
-                {**OURS, "latent_dim": p.clip_embed_dim // 2}, per_category=sizes[-1]),
+                {**ours, "latent_dim": p.clip_embed_dim // 2}, per_category=sizes[-1]),
     ]
 
 
@@ -275,12 +284,12 @@ def split_study(p: Profile, ds, encoder, cache: torch.Tensor, device="cpu", seed
     from tqdm.auto import tqdm
 
     book = book_vae(p, ds)
-    adopted = Variant("adopted recipe", "split", OURS)
+    recipe = Variant("adopted recipe", "split", adopted(p))
     rows = []
     for k in tqdm(range(p.split_seeds), desc="dataset splits", disable=not progress):
         sds = ds.resplit(k)
         test_idx = sds.indices("test")
-        model, seconds, idx = train_variant(adopted, p, sds, device, seed + k, book=book if k == 0 else None)
+        model, seconds, idx = train_variant(recipe, p, sds, device, seed + k, book=book if k == 0 else None)
         aligner, a_seconds = train_aligner(model, p, sds, cache, idx, device, seed + k)
         test = generation(model, aligner, encoder, sds, p, test_idx, true_latents=False)
         train = generation(model, aligner, encoder, sds, p, stages.spread(idx, p.eval_train_cap), true_latents=False)

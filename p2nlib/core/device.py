@@ -41,3 +41,22 @@ def native_bf16() -> bool:
     except OSError:
         return False
     return any(flag in flags for flag in _BF16_FLAGS)
+
+
+def machine(device: str = "auto") -> str:
+    """This machine in a few words, for the record of a run: the GPU when ``device`` resolves to CUDA, else the
+    CPU's model, its cores and whether it computes bfloat16 natively (``"AMD EPYC, 2 cores, float32 (no native
+    bfloat16)"``)."""
+    import os
+    import platform
+
+    if resolve_device(device).type == "cuda":
+        return torch.cuda.get_device_name(0)
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    bf16 = "native bfloat16" if native_bf16() else "no native bfloat16"
+    return f"{model}, {os.cpu_count()} cores, {bf16}"
