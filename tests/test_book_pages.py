@@ -120,9 +120,9 @@ def test_every_claim_has_a_kind_and_the_page_counts_them_apart(tmp_path):
     rows = [{**_row("ood.speedup_vs_scratch", False)}, {**_row("overview.nerf_param_tensors", True)},
             {**_row("priors.text_zero_shot_samples", True)}, _row("ood.sim_ours_minus_scratch", None, "undecided")]
     page = book.claims_page(_claims_file(tmp_path, rows), tmp_path / "none.md")
-    assert "4 claims; 2 hold, 1 do not hold, 1 undecided, 0 not judged." in page
-    assert "**paper** (the paper says it): 2, of which 0 hold, 1 do not hold, 1 undecided, 0 not judged" in page
-    assert ("**check** (true by construction, or a control a stand-in must pass): 1, of which 1 hold, "
+    assert "4 claims; 2 hold, 1 does not hold, 1 undecided, 0 not judged." in page
+    assert "**paper** (the paper says it): 2, of which 0 hold, 1 does not hold, 1 undecided, 0 not judged" in page
+    assert ("**check** (true by construction, or a control a stand-in must pass): 1, of which 1 holds, "
             "0 do not hold") in page
     assert "Claims left undecided: [ood.sim\\_ours\\_minus\\_scratch](#claim-ood-sim-ours-minus-scratch)." in page
     ledger = claims.load(paths.ROOT / "figures" / "claims.json")["claims"]

@@ -111,8 +111,11 @@ def profile_ledgers(figures_dir: Path) -> dict[str, dict]:
 
 def _counts(v: dict[str, int]) -> str:
     """Counts by verdict in words: ``3 hold, 2 do not hold, 1 undecided, 4 not judged``."""
-    return (f"{v[claims.HOLDS]} hold, {v[claims.FAILS]} do not hold, {v[claims.UNDECIDED]} undecided, "
-            f"{v[claims.NOT_JUDGED]} not judged")
+    def n(word: str, one: str, many: str) -> str:
+        return f"{v[word]} {one if v[word] == 1 else many}"
+
+    return (f"{n(claims.HOLDS, 'holds', 'hold')}, {n(claims.FAILS, 'does not hold', 'do not hold')}, "
+            f"{v[claims.UNDECIDED]} undecided, {v[claims.NOT_JUDGED]} not judged")
 
 
 def _profile_paragraph(title: str, data: dict, ledger: dict) -> str:

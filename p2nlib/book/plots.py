@@ -124,8 +124,10 @@ def pipeline_diagram() -> "plt.Figure":
     return fig
 
 
-def image_grid(images, titles=None, ncols: int = 8, size: float = 1.3, row_labels=None) -> "plt.Figure":
-    """Show images (N, H, W, 3) in [0, 1] (numpy or torch) in a grid with optional titles."""
+def image_grid(images, titles=None, ncols: int = 8, size: float = 1.3, row_labels=None,
+               texts: dict[int, str] | None = None) -> "plt.Figure":
+    """Show images (N, H, W, 3) in [0, 1] (numpy or torch) in a grid with optional titles; ``texts`` writes a
+    text over the image of those indices (a text prompt where an image prompt would be)."""
     import numpy as np
 
     images = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images).clip(0, 1)
@@ -139,6 +141,9 @@ def image_grid(images, titles=None, ncols: int = 8, size: float = 1.3, row_label
             ax.imshow(images[k])
             if titles is not None and k < len(titles):   # shorter lists title the first images (a header row)
                 ax.set_title(str(titles[k]), fontsize=7, pad=2)
+            if texts and k in texts:
+                ax.text(0.5, 0.5, textwrap.fill(str(texts[k]), 14), transform=ax.transAxes, ha="center",
+                        va="center", fontsize=7, style="italic")
     if row_labels is not None:
         for r, label in enumerate(row_labels[:nrows]):
             label = "\n".join(textwrap.wrap(str(label), 18)) or str(label)   # long prompts wrap, never overlap

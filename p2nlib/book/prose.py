@@ -61,7 +61,7 @@ def parse_tables(markdown: str) -> list[tuple[list[str], list[list[str]]]]:
     tables, lines = [], markdown.splitlines()
     i = 0
     while i < len(lines) - 1:
-        if lines[i].strip().startswith("|") and re.match(r"^\s*\|?\s*:?-{3,}", lines[i + 1]):
+        if lines[i].strip().startswith("|") and re.match(r"^\s*\|?\s*:?-+:?\s*\|", lines[i + 1]):
             header = _cells(lines[i])
             rows = []
             i += 2
@@ -102,7 +102,10 @@ class Sources:
     def claim(self, arg: str) -> str:
         if arg in self.claims:
             c = self.claims[arg]
-            return _num(c["value"]) + (f" {c['unit']}" if c.get("unit") and c["value"] is not None else "")
+            unit = c.get("unit") or ""
+            if not unit or c["value"] is None:
+                return _num(c["value"])
+            return _num(c["value"]) + (unit if unit in ("×", "%") else f" {unit}")
         head, _, name = arg.rpartition(".")
         if head.endswith(".refs"):
             c = self._claim(head[:-5], arg)
@@ -110,7 +113,8 @@ class Sources:
                 raise ProseError(f"claim {head[:-5]!r} has no reference value {name!r}; it has {sorted(c.get('refs') or {})}")
             return _num(c["refs"][name])
         if name not in CLAIM_FIELDS:
-            raise ProseError(f"{arg!r} is neither a claim id nor <claim id>.<field> (fields: {', '.join(CLAIM_FIELDS)})")
+            self._claim(arg, arg)                    # no such claim: the error names the chapter's claims
+            raise ProseError(f"{arg!r}: write <claim id> or <claim id>.<field> (fields: {', '.join(CLAIM_FIELDS)})")
         c = self._claim(head, arg)
         value = c.get(name)
         if value is None:
@@ -186,8 +190,8 @@ class Sources:
         return _num(round(self.walls[arg]))
 
     def testrun(self, arg: str) -> str:
-        if not self.test_run.exists():
-            raise ProseError(f"{self.test_run} is missing: run `make test`, then `make readme`")
+        if not self.test_run.exists():          # a fresh project: no test run recorded yet (make test writes it)
+            return "(not recorded yet)"
         data = json.loads(self.test_run.read_text())
         if arg not in data:
             raise ProseError(f"{arg!r}: {self.test_run.name} has {sorted(data)}")
@@ -349,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="list hand-typed numbers and unresolved references in the book's prose")
     ap.add_argument("files", nargs="*", type=Path, help="texts to check (default: discussions, notebooks, README template)")
     args = ap.parse_args(argv)
-    sources = Sources()
+    sources = Sources(figures=paths.ROOT / "figures", notebooks=paths.ROOT / "notebooks")
     if args.files:
         texts = {}
         for f in args.files:

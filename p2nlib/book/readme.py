@@ -24,7 +24,8 @@ HEADER = ("<!-- Written by `make readme` from book/README.template.md and the ru
 
 def render(template: Path | None = None, sources: prose.Sources | None = None) -> str:
     template = template or paths.ROOT / prose.README_TEMPLATE
-    return HEADER + prose.render(template.read_text(), sources or prose.Sources(), where=str(template.name))
+    sources = sources or prose.Sources(figures=paths.ROOT / "figures", notebooks=paths.ROOT / "notebooks")
+    return HEADER + prose.render(template.read_text(), sources, where=str(template.name))
 
 
 def record_test(seconds: float, junit: Path, out: Path = prose.TEST_RUN) -> dict:
