@@ -368,10 +368,20 @@ def verdict(claim: Claim | dict) -> str:
 
 
 def undecided_reason(c: dict) -> str:
-    """Why an undecided claim is undecided ('' for any other verdict)."""
+    """Why an undecided claim is undecided ('' for any other verdict); for a claim gated on a baseline's controls,
+    also what its value alone would say against the bar, so that a reader sees both."""
     if verdict(c) != UNDECIDED:
         return ""
-    return c.get("gated") or "its 95% interval straddles the bar"
+    if not c.get("gated"):
+        return "its 95% interval straddles the bar"
+    spec = SPECS.get(c["id"])
+    try:
+        alone = spec.judge(c["value"], c.get("ci95"), c.get("refs")) if spec is not None else NOT_JUDGED
+    except (TypeError, ValueError, KeyError):
+        alone = NOT_JUDGED
+    words = {HOLDS: "it would hold", FAILS: "it would not hold",
+             UNDECIDED: "it would be undecided too (its interval straddles the bar)"}
+    return c["gated"] + (f"; judged on its value alone, {words[alone]}" if alone in words else "")
 
 
 def through_text(c: dict) -> str:

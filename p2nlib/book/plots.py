@@ -134,7 +134,7 @@ def image_grid(images, titles=None, ncols: int = 8, size: float = 1.3, row_label
     n = len(images)
     nrows = (n + ncols - 1) // ncols
     lines = max((str(t).count("\n") + 1 for t in titles), default=1) if titles is not None else 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.16 * lines + 0.06)), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size * 1.12 + 0.16 * (lines - 1))), squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
