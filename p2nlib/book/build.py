@@ -134,13 +134,14 @@ def _profile_paragraph(title: str, data: dict, ledger: dict) -> str:
 
 
 def wall_times(notebooks_dir: Path) -> list[dict]:
-    """Per executed notebook: its recorded wall time, profile and device (from the runner's metadata)."""
+    """Per executed notebook: its recorded wall time, profile, device and machine (from the runner's metadata)."""
     rows = []
     for nb in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
         meta = json.loads(nb.read_text()).get("metadata", {})
         params = meta.get("papermill", {}).get("parameters", {})
         rows.append({"notebook": nb.stem, "seconds": meta.get("p2n", {}).get("wall_time_s"),
-                     "profile": params.get("profile", "?"), "device": params.get("device", "?")})
+                     "profile": params.get("profile", "?"), "device": params.get("device", "?"),
+                     "machine": meta.get("p2n", {}).get("machine")})
     return rows
 
 

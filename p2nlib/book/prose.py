@@ -176,11 +176,15 @@ class Sources:
         return _num(getattr(PROFILES[name], attr))
 
     @cached_property
-    def walls(self) -> dict[str, float]:
-        out = {}
-        for nb in sorted(self.notebooks.glob("[0-9][0-9]_*.ipynb")):
-            out[nb.stem] = json.loads(nb.read_text()).get("metadata", {}).get("p2n", {}).get("wall_time_s")
-        return out
+    def runs(self) -> dict[str, dict]:
+        """The executed notebooks' run records (:func:`p2nlib.book.build.wall_times`), by notebook, read once."""
+        from p2nlib.book.build import wall_times
+
+        return {r["notebook"]: r for r in wall_times(self.notebooks)}
+
+    @property
+    def walls(self) -> dict[str, float | None]:
+        return {stem: r["seconds"] for stem, r in self.runs.items()}
 
     def wall(self, arg: str) -> str:
         if arg == "total":
@@ -200,11 +204,9 @@ class Sources:
     def table(self, arg: str) -> str:
         if arg == "wall-times":
             rows = ["| notebook | profile | machine | wall time (s) |", "|---|---|---|---:|"]
-            for nb in sorted(self.notebooks.glob("[0-9][0-9]_*.ipynb")):
-                meta = json.loads(nb.read_text()).get("metadata", {})
-                params = meta.get("papermill", {}).get("parameters", {})
-                where = meta.get("p2n", {}).get("machine") or f"device {params.get('device', '?')} (not recorded)"
-                rows.append(f"| `{nb.stem}` | {params.get('profile', '?')} | {where} | {self.wall(nb.stem)} |")
+            for stem, r in self.runs.items():
+                where = r["machine"] or f"device {r['device']} (not recorded)"
+                rows.append(f"| `{stem}` | {r['profile']} | {where} | {self.wall(stem)} |")
             total = sum(v or 0 for v in self.walls.values())
             rows.append(f"| **all** | | | **{_num(round(total))}** ({total / 60:.0f} min) |")
             return "\n".join(rows)
@@ -291,15 +293,11 @@ def hand_typed(text: str) -> list[str]:
     return out
 
 
-def markdown_cells(py_source: str) -> list[str]:
-    """The Markdown cells of a jupytext py:percent notebook, as Markdown (the leading ``# `` removed)."""
-    cells = re.split(r"^# %%", py_source, flags=re.M)
-    out = []
-    for c in cells:
-        if c.startswith(" [markdown]"):
-            body = c.split("\n", 1)[1] if "\n" in c else ""
-            out.append("\n".join(re.sub(r"^# ?", "", ln) for ln in body.splitlines()))
-    return out
+def markdown_cells(py: Path) -> list[str]:
+    """The Markdown cells of a jupytext notebook source (as jupytext reads them)."""
+    import jupytext
+
+    return [c.source for c in jupytext.read(py).cells if c.cell_type == "markdown"]
 
 
 def render_notebook(path: Path, sources: Sources | None = None) -> None:
@@ -337,7 +335,7 @@ def checked_texts(root: Path = paths.ROOT) -> dict[str, str]:
     if disc.exists():
         texts[str(disc.relative_to(root))] = disc.read_text()
     for py in sorted((root / "notebooks").glob("[0-9][0-9]_*.py")):
-        texts[str(py.relative_to(root))] = "\n\n".join(markdown_cells(py.read_text()))
+        texts[str(py.relative_to(root))] = "\n\n".join(markdown_cells(py))
     tpl = root / README_TEMPLATE
     if tpl.exists():
         texts[README_TEMPLATE] = tpl.read_text()
@@ -357,8 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.files:
         texts = {}
         for f in args.files:
-            raw = f.read_text()
-            texts[str(f)] = "\n\n".join(markdown_cells(raw)) if f.suffix == ".py" else raw
+            texts[str(f)] = "\n\n".join(markdown_cells(f)) if f.suffix == ".py" else f.read_text()
     else:
         texts = checked_texts()
     problems = [p for where, text in texts.items() for p in check_text(text, sources, where)]
