@@ -5,7 +5,8 @@
 #   make bench  benchmarks that print their figures
 #   make readme README.md from book/README.template.md and the run (claims, wall times, last make test)
 #   make gpu-book  on a GPU machine without network: install what is missing from WHEELS, run the gpu
-#               profile, pack notebooks/gpu + figures/gpu into p2n-gpu.tar.gz (p2nlib/book/offline.py)
+#               profile (GPU_PROFILE=small: the committed book), pack its notebooks and figures into
+#               p2n-<profile>.tar.gz (p2nlib/book/offline.py)
 PROFILE ?= small
 DEVICE  ?= auto
 ONLY    ?=
@@ -92,12 +93,14 @@ bench: venv
 clean:
 	rm -rf $(SCRATCH) book/_build book/chapters book/figures book/claims.md book/running.md book/_static/plotly.min.js
 
-# The gpu profile on a machine with torch and CUDA but no network and no venv: the machine's python.
+# A profile (gpu by default; small rebuilds the committed book in place) on a machine with torch and CUDA
+# but no network and no venv: the machine's python.
 WHEELS ?= wheels
+GPU_PROFILE ?= gpu
 gpu-book:
 	PYTHONPATH=$(CURDIR)/.site:$(CURDIR) $(PYTHON) -m p2nlib.book.offline install --wheels $(WHEELS) \
 	  --target $(CURDIR)/.site
 	PYTHONPATH=$(CURDIR)/.site:$(CURDIR) $(PYTHON) -m p2nlib.book.offline check
-	PYTHONPATH=$(CURDIR)/.site:$(CURDIR) $(PYTHON) -m p2nlib.book.runner --profile gpu --device cuda --keep-going \
+	PYTHONPATH=$(CURDIR)/.site:$(CURDIR) $(PYTHON) -m p2nlib.book.runner --profile $(GPU_PROFILE) --device cuda --keep-going \
 	  $(if $(ONLY),--only $(ONLY)); status=$$?; \
-	PYTHONPATH=$(CURDIR)/.site:$(CURDIR) $(PYTHON) -m p2nlib.book.offline pack --profile gpu && exit $$status
+	PYTHONPATH=$(CURDIR)/.site:$(CURDIR) $(PYTHON) -m p2nlib.book.offline pack --profile $(GPU_PROFILE) && exit $$status

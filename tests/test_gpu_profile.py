@@ -123,6 +123,22 @@ def test_pack_writes_one_small_archive_of_the_profiles_outputs(tmp_path, monkeyp
     assert not (tmp_path / "q.tar.gz").exists()
 
 
+def test_pack_of_the_default_profile_leaves_the_other_profiles_folders_out(tmp_path, monkeypatch):
+    """``make gpu-book GPU_PROFILE=small`` packs the committed book: notebooks/ and figures/ at the top, never
+    figures/gpu/ or notebooks/gpu/ beside them."""
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    for folder in ("notebooks", "notebooks/gpu", "figures/gpu", "figures/.claims", "figures/sub"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "notebooks" / "03_vae.ipynb").write_text("{}")
+    (tmp_path / "notebooks" / "gpu" / "03_vae.ipynb").write_text("{}")
+    for name in ("claims.json", "03_vae_curves.png", "gpu/claims.json", ".claims/03.json", "sub/x.png"):
+        (tmp_path / "figures" / name).write_text("{}")
+    out = offline.pack("small", tmp_path / "s.tar.gz")
+    with tarfile.open(out) as tar:
+        assert sorted(tar.getnames()) == ["figures/03_vae_curves.png", "figures/claims.json", "figures/sub/x.png",
+                                          "notebooks/03_vae.ipynb"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_every_notebook_runs_on_cuda_on_the_tiny_profile(tmp_path):

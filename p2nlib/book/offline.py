@@ -14,7 +14,9 @@ Four steps, each a subcommand of ``python -m p2nlib.book.offline``:
                          seconds, before any GPU time is spent;
 ``pack --profile gpu``   after the run: one ``.tar.gz`` of the profile's executed notebooks
                          (``notebooks/gpu/``), figures and claims (``figures/gpu/``), refused when it
-                         exceeds :data:`MAX_PACK_MIB`, with its largest files named.
+                         exceeds :data:`MAX_PACK_MIB`, with its largest files named. ``--profile small``
+                         packs the committed book (``notebooks/``, ``figures/`` without the other
+                         profiles' folders): ``make gpu-book GPU_PROFILE=small`` rebuilds it on one GPU.
 
 torch, torchvision and CUDA are the machine's own: nothing here replaces them.
 """
@@ -137,13 +139,16 @@ def download(dest: Path, python_version: str | None = None, platform: str | None
 def pack_members(profile: str) -> list[tuple[Path, str]]:
     """(file, name in the archive) for a profile's executed notebooks, figures and claims."""
     from p2nlib.book.runner import output_dirs
+    from p2nlib.core.profiles import PROFILES
 
     nb_dir, fig_dir = output_dirs(profile, paths.ROOT / "notebooks")
+    others = set(PROFILES) - {profile}      # the default profile's figures/ holds the other profiles' folders
     notebooks = sorted(nb_dir.glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
         raise InputError(f"no executed notebooks in {nb_dir}; run the book first: "
                          f"python -m p2nlib.book.runner --profile {profile} --device cuda")
-    figures = sorted(p for p in fig_dir.rglob("*") if p.is_file() and ".claims" not in p.parts)
+    figures = sorted(p for p in fig_dir.rglob("*") if p.is_file() and ".claims" not in p.parts
+                     and p.relative_to(fig_dir).parts[0] not in others)
     return [(p, str(p.relative_to(paths.ROOT))) for p in notebooks + figures]
 
 
