@@ -59,7 +59,7 @@ import matplotlib.pyplot as plt
 from p2nlib.book import claims, plots
 from p2nlib.book.notebook import setup
 from p2nlib.data import store
-from p2nlib.chapters import stages
+from p2nlib.chapters import stages, verdicts
 from p2nlib.generate import vae
 
 ctx = setup(profile, device, seed)
@@ -100,11 +100,7 @@ plots.save_table(rec.round(3).to_markdown(), "03_vae_reconstruction")
 rec.round(3)
 
 # %%
-psnr_test = float(rec.loc["test", "PSNR vs ground truth (dB)"])
-claims.record("vae.recon_psnr_test", round(psnr_test, 2),
-              note=f"recipe: {cfg.recipe}; decoded test NeRFs vs ground-truth held-out views; original NeRFs reach "
-                   f"{rec.loc['test', 'original NeRF vs ground truth (dB)']:.2f} dB, decoded vs original "
-                   f"{rec.loc['test', 'PSNR vs original NeRF (dB)']:.2f} dB")
+claims.frame([claims.record(**c) for c in verdicts.vae_claims(rec, cfg.recipe)])
 
 # %% [markdown]
 # Original NeRF (top) and its VAE reconstruction (bottom), test split, one object per category.

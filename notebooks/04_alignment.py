@@ -50,7 +50,7 @@ from p2nlib import clip
 from p2nlib.book import claims, plots
 from p2nlib.book.notebook import setup
 from p2nlib.data import store
-from p2nlib.chapters import stages
+from p2nlib.chapters import stages, verdicts
 from p2nlib.book import viewer
 from p2nlib.generate import align, pipeline, vae
 
@@ -107,10 +107,8 @@ for split, idx in (("train, plain teacher forcing", stages.spread(train_idx, P.e
     rows[split] = {"scenes": len(idx), **stages.render_psnrs(gen, ds, P, idx)}
 gen_table = pd.DataFrame(rows).T
 plots.save_table(gen_table.round(2).to_markdown(), "04_generation_psnr")
-gen_psnr = gen_table.loc["test", "PSNR vs ground truth (dB)"]
-claims.record("generation.psnr_test", round(gen_psnr, 2),
-              note=f"stage-1 recipe: {stage1.cfg.recipe}; unseen test scenes, generated from view 0 of the embedding "
-                   f"cache; train scenes {gen_table.loc['train', 'PSNR vs ground truth (dB)']:.2f} dB")
+for c in verdicts.generation_claims(gen_table, stage1.cfg.recipe):
+    claims.record(**c)
 gen_table.round(2)
 
 # %%
@@ -139,17 +137,7 @@ fig = plots.image_grid(strip, [f"prompt: view {v}" for v in range(emb.shape[1])]
 plots.savefig(fig, "04_rotation_strip")
 
 # %%
-r, f = rot.loc["random-view training"], rot.loc["fixed-view training"]
-claims.record("rotation.psnr_random_view_training", round(r["PSNR vs ground truth (dB)"], 2),
-              refs={"fixed-view model": round(f["PSNR vs ground truth (dB)"], 2)},
-              note="mean over test scenes and input views")
-claims.record("rotation.psnr_fixed_view_training", round(f["PSNR vs ground truth (dB)"], 2),
-              refs={"its training view": round(f["PSNR from view 0 (dB)"], 2)},
-              note="mean over test scenes and input views, against its PSNR from its training view alone")
-claims.record("rotation.consistency_random", round(r["consistency (dB)"], 2),
-              refs={"fixed-view model": round(f["consistency (dB)"], 2)},
-              note="mean pairwise PSNR between renders of NeRFs generated from different views")
-claims.record("rotation.consistency_fixed", round(f["consistency (dB)"], 2))
+claims.frame([claims.record(**c) for c in verdicts.rotation_claims(rot)])
 
 # %% [markdown]
 # ## The pipeline: prompt → NeRF in one forward pass

@@ -61,7 +61,7 @@ from p2nlib import clip
 from p2nlib.book import claims, plots
 from p2nlib.book.notebook import setup
 from p2nlib.data import store
-from p2nlib.chapters import study
+from p2nlib.chapters import study, verdicts
 from p2nlib.generate import vae
 
 ctx = setup(profile, device, seed)
@@ -138,8 +138,8 @@ losses[["recon val vs GT (dB)", "recon test vs GT (dB)"]].round(2)
 # training seed), and measured on each test split by the protocol of the table above: reconstruction
 # PSNR, generation PSNR and CLIP similarity from the prompt view, and retrieval — the fitted NeRF of the
 # nearest training scene by CLIP image embedding. The claims below are the means over splits with a
-# {fixed}`95%` Student-t interval (with the committed run's {profile}`small.split_seeds` splits, the mean
-# ± {fixed}`4.3` standard errors), and their verdicts use that interval.
+# {fixed}`95%` Student-t interval over the committed run's {profile}`small.split_seeds` splits (its
+# quantile has one degree of freedom fewer than there are splits), and their verdicts use that interval.
 
 # %%
 splits = study.split_study(P, ds, encoder, cache, ctx.device, seed)
@@ -165,38 +165,11 @@ axes[0].legend(fontsize=7)
 plots.savefig(fig, "07_splits")
 
 # %%
-def over_splits(col, digits):
-    mean, ci = stats.t_interval(splits[col])
-    return dict(value=round(mean, digits), ci95=[round(ci[0], digits), round(ci[1], digits)], n=len(splits))
-
-
-per_split = lambda col, d: ", ".join(f"{v:.{d}f}" for v in splits[col])
-train_sim = float(splits["generation train similarity"].mean())
-rec_splits = [
-    claims.record("splits.vae_recon_psnr_test", **over_splits("recon test vs GT (dB)", 2),
-                  note=f"adopted recipe, per split {per_split('recon test vs GT (dB)', 2)} dB"),
-    claims.record("splits.generation_psnr_test", **over_splits("generation test PSNR (dB)", 2),
-                  note=f"from the prompt view of 05; per split {per_split('generation test PSNR (dB)', 2)} dB"),
-    claims.record("splits.id_image_sim_test", **over_splits("generation test similarity", 4),
-                  refs={"train split": round(train_sim, 4)},
-                  note=f"per split {per_split('generation test similarity', 3)}; train split (up to "
-                       f"{P.eval_train_cap} scenes spread over the categories) {per_split('generation train similarity', 3)}; retrieval "
-                       f"{per_split('retrieval test similarity', 3)}"),
-    claims.record("splits.sim_ratio_to_retrieval", **over_splits("ours / retrieval", 3),
-                  note=f"per split {per_split('ours / retrieval', 3)}"),
-]
-claims.frame(rec_splits)
+claims.frame([claims.record(**c) for c in verdicts.split_claims(splits, P.eval_train_cap)])
 
 # %% [markdown]
 # ## Claims
 # The paper's recipe measured here; the adopted recipe's numbers are claimed in chapters 03 and 04.
 
 # %%
-paper_row = table.loc["paper: parameter MSE"]
-rec = [claims.record("study.recon_psnr_test_paper_recipe", round(paper_row["recon test vs GT (dB)"], 2),
-                     note=f"the paper's parameter-MSE VAE on the test split; train {paper_row['recon train vs GT (dB)']:.2f} dB; "
-                          f"the fitted NeRFs reach {ceiling['fitted NeRFs: PSNR vs GT (dB)']:.2f} dB"),
-       claims.record("study.generation_psnr_test_paper_recipe", round(paper_row["aligner: PSNR vs GT (dB)"], 2),
-                     note="generated from the prompt view of 05 with the paper's VAE recipe; "
-                                      f"from the true latent means {paper_row['true latents: PSNR vs GT (dB)']:.2f} dB")]
-claims.frame(rec)
+claims.frame([claims.record(**c) for c in verdicts.study_claims(table, ceiling)])

@@ -11,6 +11,8 @@ import numpy as np
 from p2nlib.eval import stats
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from p2nlib.chapters.base import Chapter
     from p2nlib.chapters.in_distribution import (GenerationScores, InDistribution, SubsetScores, TextBaseline,
                                                  TextGenerations)
@@ -237,3 +239,79 @@ def ood_claims(chapter: OutOfDistribution, res: OODResults) -> list[dict]:
                          note=f"text prompts, mean over {len(text_rows)} prompts of median over seeds; 95% interval "
                               "over prompts × seeds"))
     return _named(chapter, recs)
+
+
+# ---- chapters 03, 04 and 07: stages 1-2 and the generator study --------------------------------------------------
+
+def vae_claims(rec: pd.DataFrame, recipe: str) -> list[dict]:
+    """Notebook 03's claim, from its reconstruction table (``stages.vae_reconstruction_table``)."""
+    psnr_test = float(rec.loc["test", "PSNR vs ground truth (dB)"])
+    return [dict(id="vae.recon_psnr_test", value=round(psnr_test, 2),
+                 note=f"recipe: {recipe}; decoded test NeRFs vs ground-truth held-out views; original NeRFs reach "
+                      f"{rec.loc['test', 'original NeRF vs ground truth (dB)']:.2f} dB, decoded vs original "
+                      f"{rec.loc['test', 'PSNR vs original NeRF (dB)']:.2f} dB")]
+
+
+def generation_claims(gen: pd.DataFrame, recipe: str) -> list[dict]:
+    """Notebook 04's generation claim, from its table of generated NeRFs (rows ``train`` and ``test``)."""
+    return [dict(id="generation.psnr_test", value=round(gen.loc["test", "PSNR vs ground truth (dB)"], 2),
+                 note=f"stage-1 recipe: {recipe}; unseen test scenes, generated from view 0 of the embedding "
+                      f"cache; train scenes {gen.loc['train', 'PSNR vs ground truth (dB)']:.2f} dB")]
+
+
+def rotation_claims(rot: pd.DataFrame) -> list[dict]:
+    """Notebook 04's rotation-invariance claims (supplement I), from ``stages.rotation_study`` of the random-view
+    and the fixed-view aligner (rows ``random-view training``, ``fixed-view training``)."""
+    r, f = rot.loc["random-view training"], rot.loc["fixed-view training"]
+    return [
+        dict(id="rotation.psnr_random_view_training", value=round(r["PSNR vs ground truth (dB)"], 2),
+             refs={"fixed-view model": round(f["PSNR vs ground truth (dB)"], 2)},
+             note="mean over test scenes and input views"),
+        dict(id="rotation.psnr_fixed_view_training", value=round(f["PSNR vs ground truth (dB)"], 2),
+             refs={"its training view": round(f["PSNR from view 0 (dB)"], 2)},
+             note="mean over test scenes and input views, against its PSNR from its training view alone"),
+        dict(id="rotation.consistency_random", value=round(r["consistency (dB)"], 2),
+             refs={"fixed-view model": round(f["consistency (dB)"], 2)},
+             note="mean pairwise PSNR between renders of NeRFs generated from different views"),
+        dict(id="rotation.consistency_fixed", value=round(f["consistency (dB)"], 2)),
+    ]
+
+
+def split_claims(splits: pd.DataFrame, train_cap: int) -> list[dict]:
+    """Notebook 07's claims over dataset splits (``study.split_study``, one row per split): each the mean over
+    splits with its 95% Student-t interval, the per-split values in its note."""
+    def over(col: str, digits: int) -> dict:
+        mean, ci = stats.t_interval(splits[col])
+        return dict(value=round(mean, digits), ci95=[round(ci[0], digits), round(ci[1], digits)], n=len(splits))
+
+    def per(col: str, digits: int) -> str:
+        return ", ".join(f"{v:.{digits}f}" for v in splits[col])
+
+    train_sim = float(splits["generation train similarity"].mean())
+    return [
+        dict(id="splits.vae_recon_psnr_test", **over("recon test vs GT (dB)", 2),
+             note=f"adopted recipe, per split {per('recon test vs GT (dB)', 2)} dB"),
+        dict(id="splits.generation_psnr_test", **over("generation test PSNR (dB)", 2),
+             note=f"from the prompt view of 05; per split {per('generation test PSNR (dB)', 2)} dB"),
+        dict(id="splits.id_image_sim_test", **over("generation test similarity", 4),
+             refs={"train split": round(train_sim, 4)},
+             note=f"per split {per('generation test similarity', 3)}; train split (up to {train_cap} scenes spread "
+                  f"over the categories) {per('generation train similarity', 3)}; retrieval "
+                  f"{per('retrieval test similarity', 3)}"),
+        dict(id="splits.sim_ratio_to_retrieval", **over("ours / retrieval", 3),
+             note=f"per split {per('ours / retrieval', 3)}"),
+    ]
+
+
+def study_claims(table: pd.DataFrame, ceiling) -> list[dict]:
+    """Notebook 07's claims on the paper's stage-1 recipe, from the study table (``study.run``) and the fitted
+    NeRFs' own PSNR (``ceiling``)."""
+    paper = table.loc["paper: parameter MSE"]
+    return [
+        dict(id="study.recon_psnr_test_paper_recipe", value=round(paper["recon test vs GT (dB)"], 2),
+             note=f"the paper's parameter-MSE VAE on the test split; train {paper['recon train vs GT (dB)']:.2f} dB; "
+                  f"the fitted NeRFs reach {ceiling['fitted NeRFs: PSNR vs GT (dB)']:.2f} dB"),
+        dict(id="study.generation_psnr_test_paper_recipe", value=round(paper["aligner: PSNR vs GT (dB)"], 2),
+             note="generated from the prompt view of 05 with the paper's VAE recipe; "
+                  f"from the true latent means {paper['true latents: PSNR vs GT (dB)']:.2f} dB"),
+    ]

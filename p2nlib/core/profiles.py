@@ -114,7 +114,7 @@ _SMALL = Profile(
     vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,
     vae_param_weight=1.0, vae_function_weight=100.0, vae_bf16=True, vae_batch=64, opt_bf16=True,
     opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
-    opt_max_epochs=24, opt_check_views=4, opt_seeds=3, eval_views=8,
+    opt_max_epochs=24, opt_check_views=4, opt_seeds=3, eval_views=8, split_seeds=5,
     align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
     prior_size=16, prior_channels=(32, 64, 64), text_prior_channels=(48, 96, 96),
     prior_steps=1200, prior_batch=32, prior_lr=1e-3,
