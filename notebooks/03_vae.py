@@ -26,11 +26,12 @@
 # is the parameter MSE plus a KL term with weight `vae_beta` (its value was lost; we state ours
 # below). What matters is not the parameter error but what the decoded NeRF renders, so we measure
 # both; the profile's `vae_function_weight` adds our function-space term, which compares decoded
-# and original NeRFs as functions. The book adopts ours (parameter MSE + {profile}`small.vae_function_weight`
-# × function-space): on unseen NeRFs it reconstructs several dB better than the paper's recipe, which
-# memorises its training set; chapter 07 measures both, and the paper's recipe stays a row there. On 07's
-# validation split the function-space term alone does about as well; 07 says which of the two the
-# validation split prefers, and the book keeps the adopted recipe until a full rebuild adopts that choice.
+# and original NeRFs as functions. The book adopts ours, the function-space term alone
+# ({profile}`small.vae_function_weight` × function-space, parameter weight `vae_param_weight` =
+# {profile}`small.vae_param_weight`), the recipe chapter 07's validation split prefers: on unseen NeRFs it
+# reconstructs several dB better than the paper's recipe, which memorises its training set. Chapter 07
+# measures the paper's recipe, ours with the parameter MSE kept beside the function-space term, and the
+# adopted one on the same splits; the paper's recipe stays a row there.
 #
 # The VAEs stay independent models, but tokens of equal shape (the five hidden weight matrices,
 # the six hidden biases) are computed together, one batched product per layer

@@ -13,7 +13,8 @@ from p2nlib.eval import stats
 from p2nlib.chapters.base import ID_TEXT_PROMPTS, INITS, OOD_TEXT_PROMPTS, SCRATCH_INITS, TEMPLATE
 from p2nlib.chapters.in_distribution import (GenerationScores, ImageBaseline, InDistribution, SubsetScores,
                                              TextBaseline, TextGenerations)
-from p2nlib.chapters.out_of_distribution import Initialisations, OODResults, OutOfDistribution
+from p2nlib.eval import views as ev
+from p2nlib.chapters.out_of_distribution import EMPTY_SCENE, Initialisations, OODResults, OutOfDistribution
 from p2nlib.generate.pipeline import Prompt2NeRF
 
 pytestmark = pytest.mark.slow        # the tiny pipeline is trained once per session (about a minute)
@@ -71,6 +72,10 @@ def test_ood_chapter_without_p_and_di_gives_the_claims_it_can_measure(pipe, tiny
     grid = A.table3_images(res)
     assert grid["titles"] == ["prompt", "Ours (conv.)", "S (same it.)", "S (conv.)"]
     assert grid["images"].shape[0] == 4 * len(grid["titles"])
+    ncols = len(grid["titles"])         # the text rows carry their prompt where an image prompt would be
+    assert [grid["texts"][r * ncols] for r in (2, 3)] == [f'"{p}"' for p in A.text[:2]]
+    assert all(v == EMPTY_SCENE and ev.empty_render(grid["images"][k])
+               for k, v in grid["texts"].items() if k % ncols)
     assert {c["init"] for c in A.curves(res, "image", A.image_names[0])} == {"S", "Ours (NRS)"}
     assert _recorded(verdicts.ood_claims(A, res)) == [c for c in OOD_CLAIMS if c not in
                                                       ("ood.speedup_vs_pretrained", "ablation.nrs_minus_di_sim")]
@@ -150,9 +155,10 @@ def test_in_distribution_draws_do_not_depend_on_the_order_of_the_steps(pipe, tin
     two.multiview_scenes()
     two.gallery_scenes()
     base = two.image_baseline(progress=False)
-    assert base.subset == first[0] == two.baseline_subset()
+    assert first[0] == two.baseline_subset()
     assert two.gallery_scenes() == first[1] and two.multiview_scenes() == first[2]
-    assert len(set(base.subset)) == len(base.subset) and all(i in one.test_idx for i in base.subset)
+    assert len(set(first[0])) == len(first[0]) and all(i in one.test_idx for i in first[0])
+    assert base.subset == list(one.test_idx)       # Table 1's image baseline runs on every test scene
 
 
 def test_in_distribution_steps_return_what_the_tables_and_claims_take(pipe, tiny_artifacts):
@@ -169,7 +175,7 @@ def test_in_distribution_steps_return_what_the_tables_and_claims_take(pipe, tiny
     with pytest.raises(ValueError, match="same seed"):
         X.subset_scores(gen, img, ablation=dataclasses.replace(img, subset=img.subset[::-1]))
     assert X.test_gallery(gen)["row_labels"] == sorted({o["category"] for o in X.ds.objects})
-    assert X.ours_vs_baseline(gen, img)["images"].shape[0] == 10 * len(img.subset)
+    assert X.ours_vs_baseline(gen, img)["images"].shape[0] == 10 * len(X.baseline_subset())
 
     prompts = ID_TEXT_PROMPTS[:2]
     text, txt = X.text_generations(prompts), X.text_baseline(prompts, progress=False)
@@ -191,3 +197,11 @@ def test_in_distribution_steps_return_what_the_tables_and_claims_take(pipe, tiny
                    ("id.text.sim_baseline_converged", len(prompts))):
         lo, hi = recs[cid]["ci95"]
         assert recs[cid]["n"] == n * len(X.seeds) and lo - 1e-4 <= recs[cid]["value"] <= hi + 1e-4
+
+
+def test_an_empty_render_is_told_from_a_faint_object():
+    blank = torch.ones(16, 16, 3)
+    assert ev.empty_render(blank) and ev.empty_render(blank - 0.05)       # white, or a uniform faint haze
+    faint = blank.clone()
+    faint[6:10, 6:10] = 0.6                                                 # a small, pale object
+    assert not ev.empty_render(faint)

@@ -199,7 +199,7 @@ def test_a_ledger_with_gated_claims_validates_and_counts_four_verdicts(tmp_path,
     _controls("text", "ideal", fail="negative")
     _controls("image", "trained")
     claims.record("ood.speedup_vs_scratch", 3.5, ci95=(3.1, 4.0), through=ALL_PRIORS)     # undecided: gated
-    claims.record("id.image.sim_baseline", 0.6, ci95=(0.55, 0.65), refs={"ours on the subset": 0.62},
+    claims.record("id.image.sim_baseline", 0.6, ci95=(0.55, 0.65), refs={"ours on the same scenes": 0.62},
                   through={"image": "trained"})                                            # undecided: straddles
     claims.record("id.image.fd_test", 0.2, refs={"image baseline": 0.25}, through={"image": "trained"})  # holds
     claims.record("dataset.nerfs_per_hour", 5.0)                                           # not judged

@@ -51,8 +51,8 @@ class GenerationScores:
 
 @dataclass
 class ImageBaseline:
-    """The image baseline (``guidance``: a key of :data:`~p2nlib.chapters.base.GUIDANCES`) on the test subset:
-    the scenes (dataset indices), their prompt images (N, S, S, 3), and one run per scene × seed, labelled
+    """The image baseline (``guidance``: a key of :data:`~p2nlib.chapters.base.GUIDANCES`) on every test scene
+    (:meth:`InDistribution.baseline_scenes`): the scenes (dataset indices), their prompt images (N, S, S, 3), and one run per scene × seed, labelled
     ``scene``, ``category``, ``seed``, each run to the cap or stopped at convergence."""
     guidance: str
     subset: list[int]
@@ -66,7 +66,7 @@ class ImageBaseline:
 
 @dataclass
 class SubsetScores:
-    """Ours and the image baseline on the test subset, against the ground-truth views at the same poses
+    """Ours and the image baseline on the baseline's scenes (every test scene), against the ground-truth views at the same poses
     (``views`` per scene): ``ours`` the generator's metrics, ``baseline[(when, seed)]`` the baseline's
     (``when``: ``"converged"`` or ``"final"``, the cap of ``cap`` iterations) and, with an ablation,
     ``ablation[("converged", seed)]`` that of the baseline under ``ablation_guidance``."""
@@ -143,16 +143,20 @@ class InDistribution(Chapter):
 
     # ---------------------------------------------------------------- Table 1: the image baseline
     def baseline_subset(self) -> list[int]:
-        """The test subset of the image baseline: :data:`BASELINE_CATEGORIES` random categories, one random
-        test scene of each (dataset indices, drawn from the ``image-baseline`` generator)."""
+        """A random test subset: :data:`BASELINE_CATEGORIES` random categories, one random test scene of each
+        (dataset indices, drawn from the ``image-baseline`` generator); the image controls' scenes and Figure 3's."""
         rng = self.rng("image-baseline")
         cats = rng.sample(sorted({o["category"] for o in self.ds.objects}), BASELINE_CATEGORIES)
         return [rng.choice(self.ds.indices("test", c)) for c in cats]
 
+    def baseline_scenes(self) -> list[int]:
+        """The scenes of Table 1's image baseline: every test scene (dataset indices, in split order)."""
+        return list(self.test_idx)
+
     def image_baseline(self, progress: bool = True) -> ImageBaseline:
-        """The image baseline on :meth:`baseline_subset`, every seed, run to the iteration cap (the convergence
+        """The image baseline on :meth:`baseline_scenes`, every seed, run to the iteration cap (the convergence
         test marks where each run converged; the CLIP ablation stops there)."""
-        subset = self.baseline_subset()
+        subset = self.baseline_scenes()
         prompts = ev.prompt_images(self.ds.world_objects(subset), self.P)
         n_runs = len(subset) * len(self.seeds)
         init = repeat_init(self.scratch_init(len(subset)), len(self.seeds))
@@ -167,7 +171,7 @@ class InDistribution(Chapter):
 
     def _baseline_scores(self, runs: Runs, gt_sub: torch.Tensor, n_sub: int,
                          whens: tuple[str, ...] = ("converged", "final")) -> dict:
-        """Scores of a baseline's runs on the test subset, per (when, seed): at convergence and at the cap."""
+        """Scores of a baseline's runs on its scenes, per (when, seed): at convergence and at the cap."""
         out = {}
         for when in whens:
             for s in self.seeds:
@@ -177,8 +181,8 @@ class InDistribution(Chapter):
 
     def subset_scores(self, gen: GenerationScores, base: ImageBaseline,
                       ablation: ImageBaseline | None = None) -> SubsetScores:
-        """Ours (from ``gen``) and the image baseline ``base`` on its test subset, at convergence and at the cap;
-        with ``ablation``, an image baseline under another guidance on the same subset, at convergence."""
+        """Ours (from ``gen``) and the image baseline ``base`` on its scenes, at convergence and at the cap;
+        with ``ablation``, an image baseline under another guidance on the same scenes, at convergence."""
         if ablation is not None and ablation.subset != base.subset:
             raise ValueError(f"the ablation ran on scenes {ablation.subset}, the baseline on {base.subset}: "
                              "both need the same seed")
@@ -193,7 +197,7 @@ class InDistribution(Chapter):
 
     def table1(self, gen: GenerationScores, sub: SubsetScores) -> tuple[pd.DataFrame, str]:
         """Table 1 and its caption: ours on both splits, retrieval, and ours vs the image baseline on the test
-        subset (and the ablation's baseline at convergence, when ``sub`` has one)."""
+        split's scenes at the baseline's views (and the ablation's baseline at convergence, when ``sub`` has one)."""
         keys = ("similarity", "psnr", "frechet")
 
         def baseline(scores, when):
@@ -214,14 +218,14 @@ class InDistribution(Chapter):
             "Ours (test split)": ours(sc["test"], len(self.test_idx), sc["test"]["views"]),
             "Retrieval: nearest training scene's NeRF (test split)":
                 ours(sc["retrieval"], len(self.test_idx), sc["retrieval"]["views"]),
-            "Ours (test subset)": ours(sub.ours, len(sub.subset), sub.views),
-            f"Image baseline ({SHORT[sub.guidance]}), at convergence (test subset)":
+            "Ours (test split, the baseline's views)": ours(sub.ours, len(sub.subset), sub.views),
+            f"Image baseline ({SHORT[sub.guidance]}), at convergence (test split)":
                 baseline(sub.baseline, "converged"),
-            f"Image baseline ({SHORT[sub.guidance]}), {sub.cap} iterations (test subset)":
+            f"Image baseline ({SHORT[sub.guidance]}), {sub.cap} iterations (test split)":
                 baseline(sub.baseline, "final"),
         }
         if sub.ablation is not None:
-            columns[f"Image baseline ({SHORT[sub.ablation_guidance]}, ablation), at convergence (test subset)"] = \
+            columns[f"Image baseline ({SHORT[sub.ablation_guidance]}, ablation), at convergence (test split)"] = \
                 baseline(sub.ablation, "converged")
         table = pd.DataFrame(columns, index=["CLIP similarity", "PSNR vs ground truth (dB)", fd_name,
                                              "images per set (scenes × views)"])
@@ -255,11 +259,12 @@ class InDistribution(Chapter):
                     titles=["ground truth", "ours"] * per)
 
     def ours_vs_baseline(self, gen: GenerationScores, base: ImageBaseline) -> dict:
-        """Figure 3: per subset scene the prompt, then ours, the baseline at convergence and at the cap (best
-        seed), each from three poses (the first is the prompt's). Returns ``image_grid`` arguments."""
+        """Figure 3: per scene of :meth:`baseline_subset` the prompt, then ours, the baseline at convergence and at
+        the cap (best seed), each from three poses (the first is the prompt's). Returns ``image_grid`` arguments."""
         poses3 = torch.cat([ev.prompt_pose(), ev.eval_poses(3)[1:]])
         rows, row_labels = [], []
-        for j, i in enumerate(base.subset):
+        for i in self.baseline_subset():
+            j = base.subset.index(i)
             r = base.runs.best(scene=self.ds.objects[i]["object_id"])
             sets = [gen.params([i]), base.runs.params([r], "converged"), base.runs.params([r], "final")]
             row = [base.prompts[j]] + [x for prm in sets for x in self.render(prm, poses3)[0]]

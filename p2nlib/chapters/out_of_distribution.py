@@ -23,6 +23,10 @@ from p2nlib.eval import metrics
 from p2nlib.eval import views as ev
 from p2nlib.eval.built import OPACITY_LEVEL
 
+#: the mark of a render with nothing in it (a collapsed run), so a blank cell is not read as missing
+EMPTY_SCENE = "(empty scene)"
+
+
 @dataclass
 class Initialisations:
     """Every prompt's four initialisations (``text`` and ``image``: per name of
@@ -298,8 +302,12 @@ class OutOfDistribution(Chapter):
         grid = torch.stack([torch.stack([pc] + row) for pc, row in zip(prompt_col, cells)]).flatten(0, 1)
         titles = (["prompt", "Ours (conv.)"] + [f"{name} (same it.)" for name in others]
                   + [f"{name} (conv.)" for name in others])
-        return dict(images=grid, ncols=len(titles), size=1.1, row_labels=self.image_cats[:n] + self.text[:n],
-                    titles=titles)
+        ncols = len(titles)
+        # a text prompt is written where an image prompt would be; a render with nothing in it is marked
+        texts = {(n + j) * ncols: f'"{prompt}"' for j, prompt in enumerate(self.text[:n])}
+        texts.update({k: EMPTY_SCENE for k in range(len(grid)) if k % ncols and ev.empty_render(grid[k])})
+        return dict(images=grid, ncols=ncols, size=1.1, row_labels=self.image_cats[:n] + self.text[:n],
+                    titles=titles, texts=texts)
 
     def table4(self, res: OODResults) -> pd.DataFrame:
         """Table 4 (§5.2): NRS vs DI vs S on the text prompts, similarity at convergence and iterations (the

@@ -49,8 +49,8 @@ class Profile:
     vae_hidden: int
     vae_epochs: int
     vae_beta: float                # KL weight (the paper's value was lost)
-    vae_param_weight: float        # reconstruction loss: weight of the paper's parameter MSE
-    vae_function_weight: float     # weight of our function-space term (0 = the paper's recipe; the book adopts 100)
+    vae_param_weight: float        # reconstruction loss: weight of the paper's parameter MSE (0 in the book's profiles: the validation choice of 07)
+    vae_function_weight: float     # weight of our function-space term (0 = the paper's recipe; the book adopts 100, alone)
     align_d_model: int
     align_layers: int              # encoder and decoder layers each
     align_epochs: int
@@ -112,7 +112,7 @@ _SMALL = Profile(
     clip_model="small", clip_embed_dim=128, clip_image_size=48, clip_objects_per_category=32,
     clip_eval_objects=8, clip_views=6, clip_steps=1000, clip_batch=64, clip_lr=1e-3, cache_views=8,
     vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,
-    vae_param_weight=1.0, vae_function_weight=100.0, vae_bf16=True, vae_batch=64, opt_bf16=True,
+    vae_param_weight=0.0, vae_function_weight=100.0, vae_bf16=True, vae_batch=64, opt_bf16=True,
     opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
     opt_max_epochs=24, opt_check_views=4, opt_seeds=3, eval_views=8, split_seeds=5,
     align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
@@ -131,7 +131,7 @@ PROFILES: dict[str, Profile] = {
         clip_model="small", clip_embed_dim=32, clip_image_size=32, clip_objects_per_category=3,
         clip_eval_objects=2, clip_views=2, clip_steps=20, clip_batch=16, clip_lr=1e-3, cache_views=2,
         vae_hidden=64, vae_epochs=5, vae_beta=1e-3, align_d_model=32, align_layers=1, align_epochs=5,
-        vae_param_weight=1.0, vae_function_weight=100.0, vae_bf16=True, opt_bf16=True,
+        vae_param_weight=0.0, vae_function_weight=100.0, vae_bf16=True, opt_bf16=True,
         opt_size=12, opt_samples=12, opt_views=1, opt_lr=3e-3, opt_epoch_iters=5, opt_eps=1e-4, opt_k=2,
         opt_max_epochs=4, opt_check_views=2, opt_seeds=2, eval_views=4,
         align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
@@ -157,7 +157,7 @@ PROFILES: dict[str, Profile] = {
         clip_model="ViT-B-32", clip_embed_dim=512, clip_image_size=128, clip_objects_per_category=200,
         clip_eval_objects=20, clip_views=12, clip_steps=6000, clip_batch=256, clip_lr=5e-4, cache_views=24,
         vae_hidden=1024, vae_epochs=2000, vae_beta=1e-3, align_d_model=512, align_layers=4, align_epochs=2000,
-        vae_param_weight=1.0, vae_function_weight=100.0,
+        vae_param_weight=0.0, vae_function_weight=100.0,
         opt_size=64, opt_samples=64, opt_views=4, opt_lr=1e-3, opt_epoch_iters=100, opt_eps=1e-4, opt_k=3,
         opt_max_epochs=400, opt_check_views=8, opt_seeds=5, eval_views=16,
         align_heads=4, ood_seeds=5, opt_eps_sensitivity=(3e-5, 3e-4), eval_train_cap=64, gallery_per_category=5,

@@ -114,3 +114,10 @@ def nearest_train_scenes(cache: torch.Tensor, emb: torch.Tensor, train_idx: list
 
     j, score = nearest_scene(emb, cache[train_idx])
     return [train_idx[int(i)] for i in j], [float(s) for s in score]
+
+
+def empty_render(image, level: float = 0.1, share: float = 0.005) -> bool:
+    """Whether a render on the white background (H, W, 3) in [0, 1] shows nothing (a collapsed run): fewer
+    than ``share`` of its pixels differ from white by more than ``level`` in any channel."""
+    a = torch.as_tensor(image).detach().cpu().float()
+    return float(((1.0 - a).amax(dim=-1) > level).float().mean()) < share
