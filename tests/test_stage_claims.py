@@ -30,13 +30,25 @@ def test_generation_and_rotation_claims_read_their_rows():
     assert g["value"] == 19.81 and "train scenes 20.50 dB" in g["note"]
     rot = pd.DataFrame({PSNR_GT: [19.0, 17.5], "PSNR from view 0 (dB)": [19.2, 19.9],
                         "consistency (dB)": [28.0, 22.0]}, index=["random-view training", "fixed-view training"])
-    recs = verdicts.rotation_claims(rot)
+    scenes = ["a", "b", "c", "d"]
+    per_scene = {"random-view training": pd.DataFrame({PSNR_GT: [19.5, 18.5, 19.2, 18.8],
+                                                       "consistency (dB)": [28.0, 27.0, 29.0, 28.0]}, index=scenes),
+                 "fixed-view training": pd.DataFrame({PSNR_GT: [17.0, 18.0, 17.6, 17.4],
+                                                      "consistency (dB)": [22.0, 27.5, 21.0, 29.5]}, index=scenes)}
+    recs = verdicts.rotation_claims(rot, per_scene)
     assert [r["id"] for r in recs] == ["rotation.psnr_random_view_training", "rotation.psnr_fixed_view_training",
                                        "rotation.consistency_random", "rotation.consistency_fixed"]
     by_id = _recorded(recs)
-    assert by_id["rotation.psnr_random_view_training"].refs == {"fixed-view model": 17.5}
+    psnr = by_id["rotation.psnr_random_view_training"]        # paired: every scene better, so the interval clears 0
+    assert psnr.value == 1.5 and psnr.n == 4 and 0 < psnr.ci95[0] <= 1.5 <= psnr.ci95[1]
+    assert "19.00 against 17.50 dB" in psnr.note and psnr.verdict == "holds"
+    cons = by_id["rotation.consistency_random"]               # a larger mean gain, but two scenes lose: undecided
+    assert cons.value == 3.0 and cons.ci95[0] < 0 < cons.ci95[1] and cons.verdict == "undecided"
     assert by_id["rotation.psnr_fixed_view_training"].refs == {"its training view": 19.9}
-    assert by_id["rotation.consistency_random"].value == 28.0
+    assert by_id["rotation.consistency_fixed"].value == 22.0
+    per_scene["fixed-view training"].index = ["a", "b", "c", "e"]
+    with pytest.raises(ValueError, match="different scenes"):
+        verdicts.rotation_claims(rot, per_scene)
 
 
 @pytest.mark.parametrize("n", [2, 5])

@@ -103,8 +103,13 @@ def gt_vs_generated(aligner, model_vae, emb: torch.Tensor, ds, p: Profile, idx: 
 
 
 @torch.no_grad()
-def rotation_study(aligner, model_vae, emb: torch.Tensor, ds, p: Profile, idx: list[int]) -> dict[str, float]:
-    """Generate from every view of each scene; consistency across views and PSNR vs ground truth."""
+def rotation_study(aligner, model_vae, emb: torch.Tensor, ds, p: Profile, idx: list[int]
+                   ) -> tuple[dict[str, float], pd.DataFrame]:
+    """Generate from every view of each scene; consistency across views and PSNR vs ground truth.
+
+    Returns the means (one table row) and, per scene (rows in the order of ``idx``), its PSNR vs ground truth
+    averaged over input views and its consistency (mean pairwise PSNR between the views' renders), which pair
+    the scenes of two aligners for an interval of their difference."""
     N, V = emb.shape[:2]
     poses = _poses(p)
     gt = fit.render_ground_truth(ds.world_objects(idx), poses, p.image_size, p.samples_per_ray)   # (N, P, ...)
@@ -112,11 +117,13 @@ def rotation_study(aligner, model_vae, emb: torch.Tensor, ds, p: Profile, idx: l
                            for v in range(V)], 1)                                              # (N, V, P, ...)
     dims = (-4, -3, -2, -1)
     vs_gt = fit.psnr(renders, gt[:, None], dims)                                              # (N, V)
-    pair = [fit.psnr(renders[:, a], renders[:, b], dims).mean().item()
-            for a in range(V) for b in range(a + 1, V)]
+    pairs = [fit.psnr(renders[:, a], renders[:, b], dims) for a in range(V) for b in range(a + 1, V)]   # (N,) each
+    per_scene = pd.DataFrame({"PSNR vs ground truth (dB)": vs_gt.mean(1).cpu().numpy(),
+                              "consistency (dB)": (torch.stack(pairs, 1).mean(1) if pairs else torch.zeros(N)).cpu().numpy()},
+                             index=[ds.objects[i]["object_id"] for i in idx])
     return {"PSNR vs ground truth (dB)": vs_gt.mean().item(), "PSNR from view 0 (dB)": vs_gt[:, 0].mean().item(),
             "PSNR std over views (dB)": vs_gt.std(1).mean().item() if V > 1 else 0.0,
-            "consistency (dB)": sum(pair) / max(len(pair), 1)}
+            "consistency (dB)": sum(q.mean().item() for q in pairs) / max(len(pairs), 1)}, per_scene
 
 
 @torch.no_grad()

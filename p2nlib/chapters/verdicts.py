@@ -154,10 +154,10 @@ def id_claims(chapter: InDistribution, gen: GenerationScores, sub: SubsetScores,
     ])
 
 
-def _mean_interval(runs: np.ndarray, seed: int) -> dict:
+def _mean_interval(runs: np.ndarray, seed: int, digits: int = 4) -> dict:
     """``ci95`` and ``n`` of the mean of a baseline's (prompts or scenes, seeds) runs: the two-level bootstrap."""
     ci = stats.bootstrap(lambda a: float(np.mean(a)), runs, seed=seed)
-    return {"ci95": [round(ci[0], 4), round(ci[1], 4)], "n": int(runs.size)}
+    return {"ci95": [round(ci[0], digits), round(ci[1], digits)], "n": int(runs.size)}
 
 
 def _speedup(chapter: OutOfDistribution, res: OODResults, column: str, other: str = "S",
@@ -259,20 +259,31 @@ def generation_claims(gen: pd.DataFrame, recipe: str) -> list[dict]:
                       f"cache; train scenes {gen.loc['train', 'PSNR vs ground truth (dB)']:.2f} dB")]
 
 
-def rotation_claims(rot: pd.DataFrame) -> list[dict]:
+def rotation_claims(rot: pd.DataFrame, per_scene: dict[str, pd.DataFrame], seed: int = 0) -> list[dict]:
     """Notebook 04's rotation-invariance claims (supplement I), from ``stages.rotation_study`` of the random-view
-    and the fixed-view aligner (rows ``random-view training``, ``fixed-view training``)."""
+    and the fixed-view aligner (rows ``random-view training``, ``fixed-view training`` of ``rot``; ``per_scene``
+    their per-scene frames). The two comparisons are paired differences over the test scenes with a bootstrap
+    interval over scenes."""
     r, f = rot.loc["random-view training"], rot.loc["fixed-view training"]
+
+    def paired(col: str, what: str) -> dict:
+        a, b = per_scene["random-view training"], per_scene["fixed-view training"]
+        if list(a.index) != list(b.index):
+            raise ValueError("the two aligners' rotation studies ran on different scenes: pass the same test scenes")
+        diff = (a[col] - b[col]).to_numpy(float)[:, None]                  # (scenes, 1)
+        return dict(value=round(float(diff.mean()), 2), **_mean_interval(diff, seed, 2),
+                    note=f"random-view minus fixed-view model, {what} per test scene ({r[col]:.2f} against "
+                         f"{f[col]:.2f} dB on average); interval: bootstrap over scenes")
+
     return [
-        dict(id="rotation.psnr_random_view_training", value=round(r["PSNR vs ground truth (dB)"], 2),
-             refs={"fixed-view model": round(f["PSNR vs ground truth (dB)"], 2)},
-             note="mean over test scenes and input views"),
+        dict(id="rotation.psnr_random_view_training",
+             **paired("PSNR vs ground truth (dB)", "PSNR vs ground truth (mean over input views)")),
         dict(id="rotation.psnr_fixed_view_training", value=round(f["PSNR vs ground truth (dB)"], 2),
              refs={"its training view": round(f["PSNR from view 0 (dB)"], 2)},
              note="mean over test scenes and input views, against its PSNR from its training view alone"),
-        dict(id="rotation.consistency_random", value=round(r["consistency (dB)"], 2),
-             refs={"fixed-view model": round(f["consistency (dB)"], 2)},
-             note="mean pairwise PSNR between renders of NeRFs generated from different views"),
+        dict(id="rotation.consistency_random", **paired(
+            "consistency (dB)", "consistency (mean pairwise PSNR between renders of NeRFs generated from different "
+                                "views)")),
         dict(id="rotation.consistency_fixed", value=round(f["consistency (dB)"], 2)),
     ]
 
