@@ -2,6 +2,7 @@
 take them; the scenes drawn do not depend on the order of the steps; a chapter run with fewer
 initialisations gives the claims it can measure. CLIP guidance throughout (no prior to train)."""
 import dataclasses
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -158,7 +159,9 @@ def test_in_distribution_draws_do_not_depend_on_the_order_of_the_steps(pipe, tin
     assert first[0] == two.baseline_subset()
     assert two.gallery_scenes() == first[1] and two.multiview_scenes() == first[2]
     assert len(set(first[0])) == len(first[0]) and all(i in one.test_idx for i in first[0])
-    assert base.subset == list(one.test_idx)       # Table 1's image baseline runs on every test scene
+    assert base.subset == first[0]                 # tiny: Table 1's image baseline on the random subset
+    every = SimpleNamespace(P=dataclasses.replace(one.P, baseline_every_test_scene=True), test_idx=one.test_idx)
+    assert InDistribution.baseline_scenes(every) == list(one.test_idx)      # the book's profiles: every test scene
 
 
 def test_in_distribution_steps_return_what_the_tables_and_claims_take(pipe, tiny_artifacts):

@@ -150,8 +150,9 @@ class InDistribution(Chapter):
         return [rng.choice(self.ds.indices("test", c)) for c in cats]
 
     def baseline_scenes(self) -> list[int]:
-        """The scenes of Table 1's image baseline: every test scene (dataset indices, in split order)."""
-        return list(self.test_idx)
+        """The scenes of Table 1's image baseline: every test scene (dataset indices, in split order), or the
+        profile's :meth:`baseline_subset` where it sets ``baseline_every_test_scene`` off (the CI profile)."""
+        return list(self.test_idx) if self.P.baseline_every_test_scene else self.baseline_subset()
 
     def image_baseline(self, progress: bool = True) -> ImageBaseline:
         """The image baseline on :meth:`baseline_scenes`, every seed, run to the iteration cap (the convergence
