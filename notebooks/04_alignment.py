@@ -80,13 +80,13 @@ plain, info_plain = align.train(emb[train_idx], latents[train_idx], dataclasses.
                                device=ctx.device, seed=seed, val=(emb[val_idx], latents[val_idx]))
 print(f"training: random-view model {info['seconds']:.0f} s, fixed-view model {info_fixed['seconds']:.0f} s, "
       f"plain teacher forcing {info_plain['seconds']:.0f} s (+ {info['val_seconds']:.0f}, {info_fixed['val_seconds']:.0f} "
-      f"and {info_plain['val_seconds']:.0f} s decoding the validation split every epoch); config {cfg}")
+      f"and {info_plain['val_seconds']:.0f} s decoding the validation split every {align.VAL_EVERY} epochs); config {cfg}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.2))
 for name, i in (("random view", info), ("fixed view", info_fixed), ("plain teacher forcing", info_plain)):
     ax.plot(i["history"]["epoch"], i["history"]["loss"], label=f"{name}: train (teacher forcing)")
-    ax.plot(i["history"]["epoch"], i["history"]["val_loss"], "--", label=f"{name}: validation (autoregressive)")
+    ax.plot(i["history"]["val_epoch"], i["history"]["val_loss"], "--", label=f"{name}: validation (autoregressive)")
 ax.set(yscale="log", xlabel="epoch", ylabel="latent MSE (standardised)")
 ax.legend(fontsize=8)
 plots.savefig(fig, "04_alignment_curves")

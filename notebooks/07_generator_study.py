@@ -87,7 +87,7 @@ plots.save_table(f"Stage-1/2 study: validation ({len(ds.indices('val'))} NeRFs) 
 table.drop(columns=["recipe"]).round(2)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 2]})
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.0), gridspec_kw={"width_ratios": [3, 2]})
 y = range(len(table))
 axes[0].barh([i + 0.27 for i in y], table["recon train vs GT (dB)"], height=0.27, label="train", color="C7")
 axes[0].barh(list(y), table["recon val vs GT (dB)"], height=0.27, label="validation", color="C2")
@@ -97,7 +97,7 @@ axes[0].axvline(ceiling["mean NeRF: PSNR vs GT (dB)"], color="C3", ls=":", lw=1,
 axes[0].set_yticks(list(y), table.index, fontsize=8)
 axes[0].invert_yaxis()
 axes[0].set(xlabel="VAE reconstruction PSNR vs ground truth (dB)")
-axes[0].legend(fontsize=7, loc="lower right")
+axes[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=5, frameon=False)   # below: no bar hidden
 curve = pd.concat([table[table.lever == "data size"], table[(table.lever == "loss") & (table.recipe == adopted)]])
 curve = curve.sort_values("train NeRFs")
 axes[1].plot(curve["train NeRFs"], curve["recon test vs GT (dB)"], "o-", label="test")

@@ -7,6 +7,7 @@ import pytest
 
 from p2nlib.book import build, prose, readme
 from p2nlib.core import paths
+from p2nlib.core.profiles import PROFILES
 
 
 def _ledger(tmp_path, claims):
@@ -26,11 +27,13 @@ def test_references_render_from_the_ledger_and_tables(tmp_path):
                               "holds": None, "verdict": "undecided", "refs": {"train": 0.836}}])
     text = ("S / Ours {claim}`ood.speedup` {claim}`ood.speedup.ci95` over {claim}`ood.speedup.n` runs "
             "(paper {claim}`ood.speedup.paper`, {claim}`ood.speedup.verdict`; train {claim}`ood.speedup.refs.train`); "
-            "KM median {cell}`06_table|S / Ours|median`, P built {cell}`06_table|P / Ours|built`; "
-            "{profile}`small.objects_per_category` per category; {paper}`30–40%`, {fixed}`0.7`.")
+            "KM median {cell}`06_table|S / Ours|median`, P built {cell}`06_table|P / Ours|built`, every median "
+            "{cell}`06_table|*|median`; {profile}`small.objects_per_category` per category; {paper}`30–40%`, "
+            "{fixed}`0.7`.")
+    per = PROFILES["small"].objects_per_category
     assert prose.render(text, src) == (
         "S / Ours 1.27× [0.83, 2.25] over 24 runs (paper 3–5×, undecided; train 0.836); KM median 30, P built "
-        "75%; 30 per category; 30–40%, 0.7.")
+        f"75%, every median 30 and 20; {per} per category; 30–40%, 0.7.")
     assert prose.hand_typed(text) == []
 
 

@@ -10,7 +10,8 @@ syntax that this module renders when the book is built (:func:`render`):
 * ``{count}`paper.undecided``` — how many claims of a kind (paper, stand-in, check; or ``all``) have a
   verdict (or ``total``);
 * ``{cell}`05_controls|<row>|<column>``` — a cell of a table a notebook wrote (``figures/05_controls.md``;
-  the row by its first cell, the column by its header);
+  the row by its first cell, the column by its header; the row ``*``: the whole column, in row order, as
+  "a, b and c");
 * ``{profile}`small.split_seeds``` — a size from the profile table (``p2nlib/core/profiles.py``);
 * ``{wall}`05_in_distribution``` — an executed notebook's wall time in seconds (``{wall}`total``` all of
   them), from its ``metadata.p2n.wall_time_s``; ``{testrun}`seconds``` (or ``passed``, ``date``) from the
@@ -54,6 +55,11 @@ def _num(value) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
+
+
+def _series(values: list[str]) -> str:
+    """Values as prose: "a", "a and b", "a, b and c"."""
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
 
 
 def parse_tables(markdown: str) -> list[tuple[list[str], list[list[str]]]]:
@@ -162,6 +168,8 @@ class Sources:
             if _key(col) not in heads:
                 continue
             j = heads.index(_key(col))
+            if row == "*":
+                return _series([r[j] for r in rows if j < len(r)])
             for r in rows:
                 if r and _key(r[0]) == _key(row) and j < len(r):
                     return r[j]

@@ -45,8 +45,6 @@ NEGATIVE_PSNR_RISE, NEGATIVE_IOU_RISE = 1.0, 0.1
 IMAGE_IOU_BAR = 0.7
 #: the negative control pairs prompt i's start with prompt (i + NEGATIVE_SHIFT) mod n: another category each
 NEGATIVE_SHIFT = 5
-#: the positive and negative controls run on the chapter's first CONTROL_SEEDS seeds (each prompt × seed is a run)
-CONTROL_SEEDS = 2
 
 
 def novel_views(check_views: int, reference_azimuth: float = ev.PROMPT_AZIMUTH) -> list[int]:
@@ -285,7 +283,7 @@ def suite(pipe, device, seed: int, prior: str, progress: bool = True) -> Suite:
 
     idc = InDistribution(pipe, device, seed, prior=prior)
     ood = OutOfDistribution(pipe, device, seed, prior=prior)
-    seeds = idc.seeds[:CONTROL_SEEDS]
+    seeds = idc.seeds[:idc.P.control_seeds]      # each prompt × seed is a run
     text = text_controls(idc, seeds, progress)
     objs, names = image_control_objects(idc)
     image = image_controls(idc, objs, names, seeds, progress)

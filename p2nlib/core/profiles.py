@@ -99,6 +99,8 @@ class Profile:
     # the key stage-1/2 claims are measured over this many train/validation/test splits of the same NeRFs
     # (split seed 0 is the book's split; 07 retrains stages 1 and 2 on each other one)
     split_seeds: int = 3
+    # the positive and negative controls of the per-prompt baselines run on the chapter's first control_seeds seeds
+    control_seeds: int = 2
     # Table 1's image baseline on every test scene (False: on the 4-scene random subset of Figure 3, for CI speed)
     baseline_every_test_scene: bool = True
 
@@ -108,18 +110,18 @@ class Profile:
 
 _SMALL = Profile(
     name="small", description="default main job: all figures meaningful on a 2-core CPU",
-    objects_per_category=30, train_views=24, heldout_views=4, image_size=32,
+    objects_per_category=16, train_views=24, heldout_views=4, image_size=32,
     samples_per_ray=32, nerf_width=48, nerf_freqs=5, warmup_steps=200, fit_steps=250,
-    rays_per_step=96, fit_batch=48, fit_lr=3e-3, ablation_objects=20, fit_bf16=True,
+    rays_per_step=96, fit_batch=64, fit_lr=3e-3, ablation_objects=16, fit_bf16=True,
     clip_model="small", clip_embed_dim=128, clip_image_size=48, clip_objects_per_category=32,
-    clip_eval_objects=8, clip_views=6, clip_steps=1000, clip_batch=64, clip_lr=1e-3, cache_views=8,
+    clip_eval_objects=8, clip_views=6, clip_steps=800, clip_batch=64, clip_lr=1e-3, cache_views=8,
     vae_hidden=256, vae_epochs=300, vae_beta=1e-3, align_d_model=128, align_layers=2, align_epochs=300,
     vae_param_weight=0.0, vae_function_weight=100.0, vae_bf16=True, vae_batch=64, opt_bf16=True,
     opt_size=16, opt_samples=16, opt_views=1, opt_lr=3e-3, opt_epoch_iters=25, opt_eps=1e-3, opt_k=3,
-    opt_max_epochs=24, opt_check_views=4, opt_seeds=3, eval_views=8, split_seeds=5,
-    align_heads=4, ood_seeds=3, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
+    opt_max_epochs=24, opt_check_views=4, opt_seeds=2, eval_views=8, split_seeds=3, control_seeds=1,
+    align_heads=4, ood_seeds=2, opt_eps_sensitivity=(3e-4, 3e-3), eval_train_cap=64, gallery_per_category=5,
     prior_size=16, prior_channels=(32, 64, 64), text_prior_channels=(48, 96, 96),
-    prior_steps=1200, prior_batch=32, prior_lr=1e-3,
+    prior_steps=600, prior_batch=32, prior_lr=1e-3,
     sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=20,
     sds_epoch_iters=10, sds_k=2, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 60),
 )
@@ -150,6 +152,7 @@ PROFILES: dict[str, Profile] = {
                                         "test the paper (32-px priors of ~11 M parameters, 60 NeRFs per category, "
                                         "5 seeds)",
         objects_per_category=60, fit_batch=120, ablation_objects=40, fit_bf16=False, opt_bf16=False, opt_seeds=5, ood_seeds=5,
+        clip_steps=1000, split_seeds=5, control_seeds=2,
         prior_size=32, prior_channels=(64, 128, 256), text_prior_channels=(64, 128, 256), prior_steps=3000,
         prior_batch=128, sds_max_epochs=40, sds_anneal=(0.5, 120)),
     "paper": Profile(

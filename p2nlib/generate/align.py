@@ -110,9 +110,16 @@ class Aligner(nn.Module):
         return tgt[:, 1:] * self.lat_std + self.lat_mean
 
 
+#: epochs between two validation passes of :func:`train` (each decodes the whole validation split autoregressively)
+VAL_EVERY = 10
+
+
 def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, device="cpu", seed: int = 0,
-          fixed_view: bool = False, progress: bool = True, val: tuple[torch.Tensor, torch.Tensor] | None = None):
-    """image_emb (N, V, E) per object and view; latents (N, 14, D). Returns model and curves."""
+          fixed_view: bool = False, progress: bool = True, val: tuple[torch.Tensor, torch.Tensor] | None = None,
+          val_every: int = VAL_EVERY):
+    """image_emb (N, V, E) per object and view; latents (N, 14, D). Returns model and curves; with ``val``
+    (embeddings, latents), the autoregressive validation loss every ``val_every`` epochs and at the last one
+    (``history["val_epoch"]``, ``history["val_loss"]``)."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = Aligner(cfg)
@@ -123,7 +130,7 @@ def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, devi
     N, V = image_emb.shape[:2]
     inputs = artifacts.tensor_digest(image_emb, latents)
     image_emb, latents = image_emb.to(device), latents.to(device)
-    hist = {"epoch": [], "loss": [], "val_loss": []}
+    hist = {"epoch": [], "loss": [], "val_epoch": [], "val_loss": []}
     t0, val_seconds = time.perf_counter(), 0.0
     for epoch in tqdm(range(cfg.epochs), desc="alignment" + (" (fixed view)" if fixed_view else ""),
                       disable=not progress, mininterval=2):
@@ -142,16 +149,15 @@ def train(image_emb: torch.Tensor, latents: torch.Tensor, cfg: AlignConfig, devi
         sched.step()
         hist["epoch"].append(epoch)
         hist["loss"].append(total)
-        if val is not None:
+        if val is not None and (epoch % val_every == 0 or epoch == cfg.epochs - 1):
             v0 = time.perf_counter()
             model.eval()
             with torch.no_grad():
                 ve, vl = val[0].to(device), val[1].to(device)
                 hist["val_loss"].append((model.normalise(model.generate(ve[:, 0])) - model.normalise(vl))
                                         .pow(2).mean().item())
+            hist["val_epoch"].append(epoch)
             val_seconds += time.perf_counter() - v0
-        else:
-            hist["val_loss"].append(float("nan"))
     model.eval()
     # ``seconds``: the training alone (the validation pass draws no random numbers, so the weights do not
     # depend on it: on the CPU a model trained with or without it is the same one, bit for bit)
