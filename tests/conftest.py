@@ -57,14 +57,3 @@ def tiny_artifacts(tiny_parts, monkeypatch):
     """The tiny profile's trained parts for this test (``P2N_ARTIFACTS`` points at them)."""
     monkeypatch.setenv("P2N_ARTIFACTS", str(tiny_parts[0]))
     return tiny_parts
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n 2 --dist loadgroup`` (``make test``): every notebook's cells form one group, run by one
-    worker in order (00 → 08, each reading what the earlier ones trained), while the other worker runs the tests."""
-    if not getattr(config.option, "numprocesses", None):
-        return
-    for item in items:
-        if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group("notebooks"))
