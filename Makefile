@@ -67,6 +67,13 @@ browser:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	command -v chromium >/dev/null 2>&1 || { echo "make: chromium is still not on PATH after apt-get install" >&2; exit 1; }
 
+# Two pytest workers (pytest-xdist, --dist loadgroup): one runs the notebooks in order (their cells are one
+# xdist group, notebooks/conftest.py), the other the tests; each computes on TEST_THREADS threads.
+# TEST_WORKERS=0 runs everything in one process. pytest stays below 9.2 (pyproject.toml): from 9.2 on,
+# xdist's loadgroup no longer groups (pytest-dev/pytest-xdist#1386) and the notebooks' cells would be
+# spread over both workers.
+TEST_WORKERS ?= 2
+TEST_THREADS ?= 1
 # Tests never touch figures/ or the committed notebooks: outputs go to $(SCRATCH). The tiny renders are
 # too small for compiling the world's SDFs to pay (about 15 s per process); tests/test_world.py checks the
 # compiled path against the eager one explicitly.
@@ -74,8 +81,8 @@ test: venv browser
 	rm -rf $(SCRATCH) && mkdir -p $(SCRATCH) && date +%s > $(SCRATCH)/started
 	P2N_PROFILE=tiny P2N_DEVICE=cpu P2N_FIGURES=$(CURDIR)/$(SCRATCH)/figures \
 	P2N_ARTIFACTS=$(CURDIR)/$(SCRATCH)/artifacts P2N_NOTEBOOK=nbval P2N_COMPILE=0 P2N_FIGCHECK=strict \
-	$(PY) -m pytest -q tests notebooks --nbval-lax -p no:cacheprovider --ignore-glob='notebooks/*/*' \
-	  --junitxml=$(SCRATCH)/junit.xml; rc=$$?; \
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q notebooks tests --nbval-lax -p no:cacheprovider \
+	  --ignore-glob='notebooks/*/*' -n $(TEST_WORKERS) --dist loadgroup --junitxml=$(SCRATCH)/junit.xml; rc=$$?; \
 	if [ $$rc -eq 0 ]; then $(PY) -m p2nlib.book.readme record-test --junit $(SCRATCH)/junit.xml \
 	  --seconds $$(( $$(date +%s) - $$(cat $(SCRATCH)/started) )) || true; fi; exit $$rc
 
