@@ -35,7 +35,8 @@
 #   further), on the smallest size so that it is compared with that size's row; its cost shows in the
 #   fitting PSNR and its effect in the distance to the template;
 # * **the KL weight** and **the latent size** (on the adopted recipe, on the larger of the smaller training
-#   sets, so each is compared with that set's row);
+#   sets, so each is compared with that set's row), in the profiles whose `study_levers` name them (`gpu`,
+#   `paper`; the `small` profile leaves them out to keep the book within its hour on a CPU);
 # * **stage 2**: the aligner's error separated from the VAE's, by decoding the *true* latent means
 #   of the test NeRFs next to the aligner's prediction from an unseen view.
 #

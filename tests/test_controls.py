@@ -62,3 +62,16 @@ def test_every_control_runs_on_the_tiny_profile_and_becomes_a_check_claim(tiny_a
     again = controls.suite(pipe, "cpu", 0, "ideal", progress=False)
     pd.testing.assert_frame_equal(again.text.table, s.text.table)
     assert torch.equal(again.image.runs.result.views, s.image.runs.result.views)
+    # without its runs from scratch, a suite records its two scratch controls as not measured, and says why
+    short = controls.suite(pipe, "cpu", 0, "ideal", progress=False, scratch=False)
+    assert not short.ran_scratch and short.passed("text")["scratch"] is None
+    pd.testing.assert_frame_equal(short.text.table, s.text.table)
+    full = {r.id: r.verdict for r in recs}
+    short_recs = {r.id: r for r in (claims.record(**c) for c in verdicts.control_claims(short))}
+    assert list(short_recs) == [r.id for r in recs]
+    for cid, r in short_recs.items():
+        if cid.endswith(".scratch"):
+            assert r.verdict == "not judged" and r.value is None and r.skipped == controls.SCRATCH_SKIPPED
+        else:
+            assert r.verdict == full[cid]
+    assert not verdicts.passes(list(short_recs.values()))

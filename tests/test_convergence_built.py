@@ -41,14 +41,14 @@ class _Toy:
         return (rgb - want).pow(2).flatten(1).mean(1) + self.noise * (rgb * noise).flatten(1).mean(1)
 
 
-def _run(encoder, noise: float, drift: float = 0.0, average: bool = True):
+def _run(encoder, noise: float, drift: float = 0.0, average: bool = True, raw_test: bool = True):
     spec = nerf.NerfSpec.from_profile(TINY)
     cfg = optimize.OptimConfig(size=8, samples=8, views=1, lr=1e-3, epoch_iters=10, eps=6e-5, k=2,
                                max_epochs=12, check_views=2, check_size=8, average=average)
     targets = encoder.encode_text(["a chair"])
     start = optimize.blob_init(spec, 1, steps=200)
     return optimize.optimize(start, _Toy(start, spec, noise, drift), spec, cfg, seeds=[0], targets=targets,
-                             encoder=encoder, progress=False, stop_at_convergence=False)
+                             encoder=encoder, progress=False, stop_at_convergence=False, raw_test=raw_test)
 
 
 def test_the_averaged_test_fires_on_a_converging_run_and_not_on_a_drifting_one(encoder):
@@ -64,6 +64,19 @@ def test_the_averaged_test_fires_on_a_converging_run_and_not_on_a_drifting_one(e
     # the logs survive the cache's round trip
     again = optimize.OptimResult.from_tensors(*settled.to_tensors())
     assert again.iterations_raw == settled.iterations_raw and torch.equal(again.occupancy, settled.occupancy)
+
+
+def test_runs_without_the_raw_weights_test_log_the_same_and_refuse_its_iterations(encoder):
+    """``raw_test=False`` (the controls) skips only the raw weights' check renders: the averaged test, the logs
+    and the weights are those of the full run; asking for the paper's test on it is an error."""
+    full, short = _run(encoder, noise=NOISE), _run(encoder, noise=NOISE, raw_test=False)
+    assert short.changes_raw is None and short.iterations == full.iterations
+    assert torch.equal(short.occupancy, full.occupancy) and short.similarity == full.similarity
+    assert torch.equal(short.final_params["l0.weight"], full.final_params["l0.weight"])
+    with pytest.raises(ValueError, match="raw_test=False"):
+        short.iterations_raw
+    again = optimize.OptimResult.from_tensors(*short.to_tensors())
+    assert again.changes_raw is None
 
 
 def test_ceiling_is_the_cap_over_the_earliest_convergence():

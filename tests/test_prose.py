@@ -114,6 +114,24 @@ def test_a_missing_test_record_says_so(tmp_path):
     assert prose.render("{testrun}`minutes`", src) == "(not recorded yet)"
 
 
+def test_the_measured_times_are_read_against_their_budgets(tmp_path):
+    src = _ledger(tmp_path, [])
+    (tmp_path / "run.json").write_text(json.dumps({"seconds": 478, "minutes": "7 min 58 s"}))
+    assert prose.render("{testrun}`target`", src) == "within the 8-minute target"
+    (tmp_path / "run.json").write_text(json.dumps({"seconds": 761}))
+    assert prose.render("{testrun}`target`", src) == "over the 8-minute target (by 5 min)"
+    nb = tmp_path / "nb"
+    nb.mkdir()
+    for stem, secs in (("01_a", 2000.0), ("02_b", 1500.0)):
+        (nb / f"{stem}.ipynb").write_text(json.dumps({"cells": [], "nbformat": 4, "nbformat_minor": 5, "metadata": {
+            "p2n": {"profile": "small", "device": "cpu", "wall_time_s": secs}}}))
+    assert prose.render("{wall}`total` s, {wall}`target`", src) == "3,500 s, within the hour target"
+    (nb / "03_c.ipynb").write_text(json.dumps({"cells": [], "nbformat": 4, "nbformat_minor": 5, "metadata": {
+        "p2n": {"profile": "small", "device": "cpu", "wall_time_s": 520.0}}}))
+    src = prose.Sources(figures=tmp_path / "figures", notebooks=nb, test_run=tmp_path / "run.json")   # read afresh
+    assert prose.render("{wall}`target`", src) == "over the hour target (by 7 min)"
+
+
 def test_record_test_reads_pytests_junit(tmp_path):
     junit = tmp_path / "j.xml"
     junit.write_text('<testsuites><testsuite tests="10" failures="0" errors="0" skipped="2"/></testsuites>')

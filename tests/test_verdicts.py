@@ -296,3 +296,28 @@ def test_merging_reads_the_other_notebooks_verdicts_again_from_their_bars(tmp_pa
     by = {c["id"]: c for c in out["claims"]}
     assert (by["splits.id_image_sim_test"]["verdict"], by["splits.id_image_sim_test"]["holds"]) == ("undecided", None)
     assert by["priors.view_psnr_gain"]["verdict"] == "holds"
+
+
+def test_a_control_not_run_is_not_judged_gates_its_claims_and_keeps_its_verdict_at_the_merge(tmp_path, monkeypatch):
+    """A claim recorded as not measured (``skipped``) has no value and the verdict "not judged", whatever its bar;
+    a claim through its baseline is undecided and names it; the next merge does not judge it again as missing."""
+    ledger = tmp_path / "claims.json"
+    _start(monkeypatch, "05_old")
+    with pytest.raises(ValueError, match="has no value"):
+        claims.record("controls.text.trained.scratch", 3, skipped="why")
+    _controls("image", "trained")
+    claims.record("controls.text.ideal.positive", 1.0)
+    claims.record("controls.text.ideal.negative", 1.0)
+    c = claims.record("controls.text.ideal.scratch", None, skipped="not run: the positive control failed first")
+    assert (c.verdict, c.holds, c.value, c.skipped) == ("not judged", None, None, "not run: the positive control "
+                                                                                 "failed first")
+    g = claims.record("ood.speedup_vs_scratch", 3.5, ci95=(3.1, 4.0), through=ALL_PRIORS)
+    assert g.verdict == "undecided" and "controls.text.ideal.scratch (not judged)" in g.gated
+    claims.merge_into(claims._record_file("05_old"), ledger)
+    _start(monkeypatch, "08_new")
+    claims.record("priors.view_psnr_gain", 1.0)
+    by = {c["id"]: c for c in claims.merge_into(claims._record_file("08_new"), ledger)["claims"]}
+    assert by["controls.text.ideal.scratch"]["verdict"] == "not judged"
+    assert by["controls.text.ideal.scratch"]["skipped"].startswith("not run")
+    page = claims.render_claim_details({"claims": list(by.values())})
+    assert "*Not measured:* not run: the positive control failed first" in page

@@ -128,6 +128,8 @@ class OptimResult:
     def iterations_raw(self) -> list[int | None]:
         """Iterations to convergence by the test on the raw weights (the paper's; None = did not converge)."""
         if self.changes_raw is None:
+            if self.config.average:
+                raise ValueError("these runs did not log the test on the raw weights (optimize(raw_test=False))")
             return list(self.iterations)
         out = []
         for ch in self.changes_raw:
@@ -242,14 +244,16 @@ def _shrink(params: dict, opt: torch.optim.Adam, keep: torch.Tensor, lr: float):
 def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: OptimConfig,
              seeds: list[int], targets: torch.Tensor, encoder, device: torch.device | str = "cpu",
              progress: bool = True, desc: str = "per-prompt optimisation",
-             stop_at_convergence: bool = True) -> OptimResult:
+             stop_at_convergence: bool = True, raw_test: bool = True) -> OptimResult:
     """Optimise R runs at once from ``init`` (R, ...) with ``guidance``; each run stops at convergence.
 
     ``seeds`` (R,) draw each run's random views; ``targets`` (R, D) are the CLIP embeddings the
     logged similarity is measured against (the text, or the prompt image). With
     ``stop_at_convergence=False`` every run goes on to ``max_epochs`` (complete curves); the
     iterations to convergence and ``params`` at convergence are recorded all the same, and
-    ``final_params`` holds the parameters at the end."""
+    ``final_params`` holds the parameters at the end. ``raw_test=False`` (with ``cfg.average``) skips the check
+    renders of the raw weights, whose changes are the paper's convergence test beside ours: ``changes_raw`` is
+    then None (for runs that read no iteration count, such as the baselines' controls)."""
     R = nerf.check_params(init, spec)
     if len(seeds) != R or targets.shape[0] != R:
         raise ValueError(f"{R} runs need {R} seeds and {R} targets, got {len(seeds)} and {targets.shape[0]}")
@@ -326,7 +330,7 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
             imgs, s, emb, occ, opacity = observe(observed())
             d = (imgs - prev).pow(2).mean((1, 2, 3, 4))
             prev = imgs
-            if avg is not None:
+            if avg is not None and raw_test:
                 raw, _ = _check_render(params, spec, check_poses, cfg.check_size, cfg.samples)
                 raw = raw.cpu()
                 d_raw = (raw - prev_raw).pow(2).mean((1, 2, 3, 4))
@@ -366,7 +370,8 @@ def optimize(init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec, cfg: 
         return torch.stack([torch.stack(x + [x[-1]] * (longest - len(x))) for x in rows])
 
     return OptimResult(out_params, iterations, changes, sims, pad(snaps), seconds, cfg, final_params,
-                       changes_raw if cfg.average else None, pad(embs), pad(occs), pad(views), pad(alphas))
+                       changes_raw if cfg.average and raw_test else None, pad(embs), pad(occs), pad(views),
+                       pad(alphas))
 
 
 def iterations_or_cap(res: OptimResult) -> np.ndarray:

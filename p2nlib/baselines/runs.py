@@ -47,9 +47,10 @@ class Runs:
     def optimise(cls, labels: list[dict], init: dict[str, torch.Tensor], guidance, spec: nerf.NerfSpec,
                  cfg: OptimConfig, targets: torch.Tensor, encoder, *, profile: str, name: str,
                  device: torch.device | str = "cpu", stop_at_convergence: bool = False,
-                 progress: bool = True) -> "Runs":
+                 progress: bool = True, raw_test: bool = True) -> "Runs":
         """Optimise one run per row of ``labels`` (each needs a ``seed``) from ``init`` (R, ...) with
-        ``guidance``; cached in ``artifacts/<profile>/baselines/<name>-<key>.safetensors``."""
+        ``guidance``; cached in ``artifacts/<profile>/baselines/<name>-<key>.safetensors``. ``raw_test=False``:
+        without the paper's convergence test on the raw weights (:func:`~p2nlib.baselines.optimize.optimize`)."""
         if len(labels) != nerf.check_params(init, spec):
             raise ValueError(f"{len(labels)} label rows for {nerf.check_params(init, spec)} initialisations")
         seeds = [int(lab["seed"]) for lab in labels]
@@ -59,11 +60,11 @@ class Runs:
                "init": artifacts.tensor_digest(init), "targets": artifacts.tensor_digest(targets),
                "guidance": guidance.key(), "encoder": encoder.fingerprint, "stop": stop_at_convergence,
                "code": artifacts.code_digest(optimize_module, guidance_module, render, nerf, cameras, *extra),
-               "torch": torch.__version__, "device": torch.device(device).type}
+               "torch": torch.__version__, "device": torch.device(device).type, "raw_test": raw_test}
 
         def compute():
             res = optimize(init, guidance, spec, cfg, seeds=seeds, targets=targets, encoder=encoder, device=device,
-                           progress=progress, desc=name, stop_at_convergence=stop_at_convergence)
+                           progress=progress, desc=name, stop_at_convergence=stop_at_convergence, raw_test=raw_test)
             return res.to_tensors()
 
         tensors, data = artifacts.cached(paths.stage_dir(profile, "baselines"), name, key, compute)
@@ -126,9 +127,11 @@ class Runs:
         optionally similarity at a fixed ``budget`` and iterations to reach a ``quality`` level (one per run);
         with a ``rule`` and each run's category: whether it is ``built`` where it stopped, and the iterations until
         it is built and stays built to the cap (``iterations_to_built``; the cap when never).
-        ``iterations_raw``: the paper's test on the raw weights (= ``iterations`` when the test reads them)."""
+        ``iterations_raw``: the paper's test on the raw weights (= ``iterations`` when the test reads them; None
+        for runs made without it)."""
         res = self.result
-        raw = res.iterations_raw
+        logged_raw = res.changes_raw is not None or not res.config.average
+        raw = res.iterations_raw if logged_raw else [None] * len(self)
         rows = []
         for r in range(len(self)):
             it = res.iterations[r]
@@ -138,6 +141,8 @@ class Runs:
                    "sim_converged": res.converged_similarity(r), "sim_final": res.final_similarity(r),
                    "seconds_converged": res.seconds_to(r, it), "seconds_total": res.seconds[r],
                    "converged_raw": raw[r] is not None, "iterations_raw": raw[r] if raw[r] is not None else res.cap}
+            if not logged_raw:                         # optimize(raw_test=False): the paper's test was not run
+                row["converged_raw"], row["iterations_raw"] = None, None
             if rule is not None:
                 flags = self.built_flags(r, rule, categories[r])
                 stays = first_stays(flags)

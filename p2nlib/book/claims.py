@@ -33,7 +33,7 @@ from p2nlib.book.claims_spec import (FAILS, HOLDS, HOLDS_FIELD, KINDS, MODALITIE
 from p2nlib.core.errors import ClaimsFileError
 
 SCHEMA_VERSION = 2
-OPTIONAL_FIELDS = ("ci95", "n", "ceiling", "refs", "through", "gated")
+OPTIONAL_FIELDS = ("ci95", "n", "ceiling", "refs", "through", "gated", "skipped")
 STAMP_FIELDS = ("notebook", "profile", "device", "torch", "commit", "date")
 
 
@@ -53,6 +53,7 @@ class Claim:
     refs: dict[str, float] | None = None  # the measurements the bar compares the value with, by name
     through: dict[str, str] | None = None  # the baselines it was measured through and their priors: {"text": "ideal"}
     gated: str | None = None            # why it is undecided: a baseline it runs through did not pass its controls
+    skipped: str | None = None          # why it was not measured (its verdict: not judged)
 
 
 def schema() -> dict:
@@ -105,7 +106,8 @@ def _clean(value: Any) -> Any:
 
 def record(id: str, value: Any, *, refs: dict[str, float] | None = None, note: str = "", ci95=None,
            n: int | None = None, ceiling: float | None = None, through: dict[str, str] | None = None,
-           holds: bool | None = None, section: str | None = None, unit: str = "", paper: Any = None) -> Claim:
+           holds: bool | None = None, section: str | None = None, unit: str = "", paper: Any = None,
+           skipped: str | None = None) -> Claim:
     """Record one measured claim for the running notebook (replaces an earlier one of the same id).
 
     For a claim of the book's table (:mod:`p2nlib.book.claims_spec`) the section, the paper's value, the
@@ -119,12 +121,16 @@ def record(id: str, value: Any, *, refs: dict[str, float] | None = None, note: s
     those baselines ran with, e.g. ``{"text": "ideal", "image": "trained"}``. Its verdict is the bar's only
     when every control of each (``controls.<modality>.<prior>.*``, looked up in this notebook's records, then
     in the merged ledger) holds; otherwise it is undecided, and ``gated`` says which controls did not pass.
+
+    A claim that was deliberately not measured gives ``skipped``, why, and no value: its verdict is "not judged".
     """
     path = _record_file()
     if not path.exists():
         raise RuntimeError(f"no claim record file {path}: call p2nlib.book.notebook.setup(...) first")
     if ci95 is not None and (len(ci95) != 2 or not ci95[0] <= ci95[1]):
         raise ValueError(f"claim {id!r}: ci95 must be (low, high) with low <= high, got {ci95}")
+    if skipped is not None and (not skipped or value is not None):
+        raise ValueError(f"claim {id!r}: a skipped claim has no value and says why it was not measured")
     value, refs = _clean(value), None if refs is None else {k: _clean(v) for k, v in refs.items()}
     data = json.loads(path.read_text())
     spec, gated = SPECS.get(id), None
@@ -136,10 +142,10 @@ def record(id: str, value: Any, *, refs: dict[str, float] | None = None, note: s
         if unknown:
             raise ValueError(f"claim {id!r}: its bar compares with {sorted(spec.refs)}, not {sorted(unknown)}")
         section, unit, paper = spec.section, spec.unit, spec.paper
-        word = spec.judge(value, ci95, refs)
+        word = spec.judge(value, ci95, refs) if skipped is None else NOT_JUDGED
         through = _through(id, spec.through, through)
         if through:
-            gated = _gate(id, through, data["claims"])
+            gated = _gate(id, through, data["claims"]) if skipped is None else None
             if gated:
                 word = UNDECIDED
     elif id in RENAMED:
@@ -154,7 +160,8 @@ def record(id: str, value: Any, *, refs: dict[str, float] | None = None, note: s
     claim = Claim(id=id, section=section, value=value, unit=unit, paper=_clean(paper),
                   holds=HOLDS_FIELD[word], note=note,
                   ci95=None if ci95 is None else [_clean(v) for v in ci95], n=None if n is None else int(n),
-                  ceiling=_clean(ceiling), refs=refs or None, verdict=word, through=through or None, gated=gated)
+                  ceiling=_clean(ceiling), refs=refs or None, verdict=word, through=through or None, gated=gated,
+                  skipped=skipped)
     entry = {k: v for k, v in asdict(claim).items() if v is not None or k not in OPTIONAL_FIELDS}
     data["claims"] = [c for c in data["claims"] if c["id"] != id] + [entry]
     _atomic_write(path, data)
@@ -347,9 +354,9 @@ def rejudged(c: dict) -> dict:
     """A ledger entry whose verdict is read again from its claim's bar on the recorded value, interval and
     references, so a bar or rule changed since the notebook ran applies to it too. Entries the spec does not
     have, and claims gated on the baselines' controls (their verdict needs the controls of their run), keep
-    theirs."""
+    theirs, and so do claims not measured on purpose (``skipped``)."""
     spec = SPECS.get(c.get("id"))
-    if spec is None or spec.through or "value" not in c:
+    if spec is None or spec.through or "value" not in c or c.get("skipped"):
         return c
     try:
         word = spec.judge(c["value"], c.get("ci95"), c.get("refs"))
@@ -499,7 +506,7 @@ def verdict_html(c: dict) -> str:
     """A claim's verdict as a styled label (``p2n-verdict-holds`` / ``-fails`` / ``-undecided`` / ``-unjudged``,
     see p2n.css); an undecided one says why on hover."""
     word = verdict(c)
-    why = html.escape(undecided_reason(c), quote=True)
+    why = html.escape(undecided_reason(c) or c.get("skipped") or "", quote=True)
     title = f' title="{why}"' if why else ""
     return f'<span class="p2n-verdict p2n-verdict-{VERDICT_CLASS[word]}"{title}>{word}</span>'
 
@@ -549,6 +556,8 @@ def render_claim_details(data: dict, discussion: dict[str, str] | None = None) -
                     f"ours {shown_value(c)} · [back to {md_text(group)}](#{group_anchor(group)})", ""]
             if undecided_reason(c):
                 out += [f"*Undecided:* {md_text(undecided_reason(c))}", ""]
+            if c.get("skipped"):
+                out += [f"*Not measured:* {md_text(c['skipped'])}", ""]
             if c.get("through"):
                 out += [f"*Judged through:* {md_text(through_text(c))}", ""]
             spec = SPECS.get(c["id"])

@@ -14,8 +14,9 @@ syntax that this module renders when the book is built (:func:`render`):
   "a, b and c");
 * ``{profile}`small.split_seeds``` — a size from the profile table (``p2nlib/core/profiles.py``);
 * ``{wall}`05_in_distribution``` — an executed notebook's wall time in seconds (``{wall}`total``` all of
-  them), from its ``metadata.p2n.wall_time_s``; ``{testrun}`seconds``` (or ``passed``, ``date``) from the
-  record ``make test`` leaves (``book/test_run.json``);
+  them; ``{wall}`target``` "within the hour target" or "over the hour target (by N min)"), from its
+  ``metadata.p2n.wall_time_s``; ``{testrun}`seconds``` (or ``passed``, ``date``; ``target`` against the
+  8-minute budget) from the record ``make test`` leaves (``book/test_run.json``);
 * ``{table}`wall-times``` — the executed notebooks' wall times as a Markdown table; ``{table}`claim-counts```
   the ledger's claims counted by kind and verdict (for the README, which GitHub shows unrendered);
 * ``{paper}`30–40%``` — a number the paper gives, quoted as it stands; ``{fixed}`16``` — a number the
@@ -44,6 +45,17 @@ TEST_RUN = paths.ROOT / "book" / "test_run.json"
 
 class ProseError(P2NError, ValueError):
     """A reference in the book's prose that the run does not provide."""
+
+
+#: the book's time budgets: ``make book`` (small profile, every notebook) and ``make test``, on a 2-core CPU
+BOOK_TARGET_S, TEST_TARGET_S = 3600, 480
+
+
+def _against(seconds: float, target: float, name: str) -> str:
+    """``within the hour target`` / ``over the hour target (by 7 min)``: a measured time against a budget."""
+    if seconds <= target:
+        return f"within the {name} target"
+    return f"over the {name} target (by {(seconds - target) / 60:.0f} min)"
 
 
 def _num(value) -> str:
@@ -197,6 +209,8 @@ class Sources:
     def wall(self, arg: str) -> str:
         if arg == "total":
             return _num(round(sum(v or 0 for v in self.walls.values())))
+        if arg == "target":
+            return _against(sum(v or 0 for v in self.walls.values()), BOOK_TARGET_S, "hour")
         if self.walls.get(arg) is None:
             raise ProseError(f"{arg!r}: no executed notebook {self.notebooks / (arg + '.ipynb')} with a recorded wall time")
         return _num(round(self.walls[arg]))
@@ -205,6 +219,8 @@ class Sources:
         if not self.test_run.exists():          # a fresh project: no test run recorded yet (make test writes it)
             return "(not recorded yet)"
         data = json.loads(self.test_run.read_text())
+        if arg == "target" and "seconds" in data:
+            return _against(data["seconds"], TEST_TARGET_S, "8-minute")
         if arg not in data:
             raise ProseError(f"{arg!r}: {self.test_run.name} has {sorted(data)}")
         return _num(data[arg])

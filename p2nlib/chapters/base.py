@@ -7,6 +7,7 @@ scenes whatever else was drawn before.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -15,7 +16,7 @@ import torch
 from p2nlib.baselines.guidance import ImageGuidance, TextGuidance
 from p2nlib.baselines.optimize import BLOB_DENSITY, BLOB_RADIUS, OptimConfig, blob_init, template_init
 from p2nlib.baselines.sds import ImageSDSGuidance, TextSDSGuidance
-from p2nlib.core import paths
+from p2nlib.core import artifacts, paths
 from p2nlib.data import fit
 from p2nlib.eval import metrics
 from p2nlib.eval.built import BuiltRule
@@ -140,8 +141,25 @@ class Chapter:
         occupied-fraction ranges for every category a text prompt of the book names (made once)."""
         key = (self.enc.fingerprint, self.cfg.check_views, self.cfg.check_size, self.P.samples_per_ray)
         if key not in _RULES:
-            _RULES[key] = BuiltRule.make(self.enc, *key[1:], shapes=PROMPT_CATEGORIES.values())
+            _RULES[key] = self._made_rule(*key[1:])
         return _RULES[key]
+
+    def _made_rule(self, views: int, size: int, samples: int) -> BuiltRule:
+        """The rule's occupied-fraction ranges (ground-truth renders of reference objects) are cached on disk, so a
+        second chapter reads them back; its caption embeddings come from this chapter's encoder."""
+        from p2nlib.data import render, world
+        from p2nlib.eval import built
+
+        shapes = tuple(dict.fromkeys(PROMPT_CATEGORIES.values()))
+        key = {"views": views, "size": size, "samples": samples, "shapes": shapes,
+               "code": artifacts.code_digest(built, world, render)}
+
+        def compute():
+            return {}, {"occupancy": built.occupancy_ranges(shapes, views, size, samples)}
+
+        _, data = artifacts.cached(paths.stage_dir(self.P.name, "controls"), "built-rule", key, compute)
+        rule = BuiltRule.make(self.enc, views, size, samples, shapes=())          # the captions only
+        return dataclasses.replace(rule, occupancy={c: tuple(v) for c, v in data["occupancy"].items()})
 
     def _prior(self, kind: str):
         """The profile's text or view prior (trained by the first chapter that needs it, then cached on disk; or

@@ -62,16 +62,25 @@ def adopted(p: Profile) -> dict:
 PROXIMAL = 1.0
 
 
+#: every lever the study knows; a profile measures those in its ``study_levers``
+LEVERS = ("loss", "data size", "dataset fitting", "KL weight", "latent size")
+
+
 def variants(p: Profile) -> list[Variant]:
     """The study's rows for a profile: the paper's recipe; ours (the function-space term added) and the
     function-space term alone; then, on our recipe, data size (two smaller training sets; the full one is
     ours' row), the dataset refitted with a proximal pull toward the template (on the smaller set, to be
     compared with that set's row), KL weight and latent size (on the larger of the two smaller sets, to be
-    compared with that set's row: a shorter training that does not change what the row shows)."""
+    compared with that set's row: a shorter training that does not change what the row shows). Only the rows of
+    the profile's ``study_levers`` (the small profile leaves out the KL weight and the latent size)."""
     per = p.objects_per_category
     sizes = sorted({max(2, per // 3), max(2, (2 * per) // 3)})
     ours = adopted(p)
-    return [
+    unknown = set(p.study_levers) - set(LEVERS)
+    if unknown or "loss" not in p.study_levers:
+        raise ValueError(f"profile {p.name!r}: study_levers must include 'loss' and come from {LEVERS}, "
+                         f"got {p.study_levers}")
+    rows = [
         Variant("paper: parameter MSE", "loss", {"param_weight": 1.0, "function_weight": 0.0}, aligner=True),
         Variant("ours: param + 100 × function", "loss", OURS, aligner=True),
         Variant("function-space only", "loss", FUNCTION_ONLY, aligner=True),
@@ -83,6 +92,7 @@ def variants(p: Profile) -> list[Variant]:
         Variant(f"ours, {sizes[-1]} per category, latent size ÷ 2", "latent size",
                 {**ours, "latent_dim": p.clip_embed_dim // 2}, per_category=sizes[-1]),
     ]
+    return [v for v in rows if v.lever in p.study_levers]
 
 
 def train_indices(ds, per_category: int | None) -> list[int]:

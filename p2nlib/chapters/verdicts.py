@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from p2nlib.chapters.controls import HEADLINE_ORDER, SCRATCH_SKIPPED
 from p2nlib.eval import stats
 
 if TYPE_CHECKING:
@@ -42,19 +43,22 @@ SPEEDUP_LABELS = {"ood.speedup_vs_scratch": "S / Ours, convergence test",
                   "ood.speedup_to_built_vs_scratch": "S / Ours, to built",
                   "ood.speedup_vs_pretrained": "P / Ours, convergence test"}
 
-#: the priors the headline may use, in the order it prefers them
-HEADLINE_ORDER = ("ideal", "trained")
 
 
 def control_claims(suite: Suite) -> list[dict]:
     """The six controls of one prior's two baselines (:func:`p2nlib.chapters.controls.suite`) as claims of kind
-    ``check``: ``controls.<text|image>.<prior>.<positive|negative|scratch>``."""
+    ``check``: ``controls.<text|image>.<prior>.<positive|negative|scratch>``; scratch controls the suite did not run
+    are recorded as not measured (verdict "not judged", ``skipped``: why)."""
     t, i = suite.text.table, suite.image.table
     v_text, v_image = suite.passed("text"), suite.passed("image")
-    c = suite.scratch.counts()
     pre = f"controls.{{}}.{suite.prior}"
     n_pos = lambda tab, kind: int((tab.control == kind).sum())                              # noqa: E731
-    return [
+    if suite.ran_scratch:
+        scratch = _scratch_claims(suite, pre, v_text, v_image)
+    else:
+        scratch = [dict(id=f"{pre.format(m)}.scratch", value=None, skipped=SCRATCH_SKIPPED,
+                        note="the runs from scratch of this prior's baselines were not made") for m in ("text", "image")]
+    first = [
         dict(id=f"{pre.format('text')}.positive", value=round(v_text["positive"], 4), n=n_pos(t, "positive"),
              note=f"{t[t.control == 'positive'].prompt.nunique()} text prompts × seeds, each from the fitted NeRF of "
                   "an object of its category nearest it (the controls object set), run to the cap; share of runs "
@@ -62,12 +66,6 @@ def control_claims(suite: Suite) -> list[dict]:
         dict(id=f"{pre.format('text')}.negative", value=round(v_text["negative"], 4), n=n_pos(t, "negative"),
              note="the same starts with the prompt of another category; share of runs no longer built as the "
                   "start's category, or built as the new one, at the cap"),
-        dict(id=f"{pre.format('text')}.scratch", value=int(v_text["scratch"]),
-             refs={"runs failed": round(v_text["scratch failed"], 4)},
-             note=f"of {int(c.loc['S', 'prompts'])} text prompts (05 and 06) × seeds from the blob (S); built where "
-                  "the convergence test stopped the run for more than half the seeds; "
-                  + "; ".join(f"{k}: {int(c.loc[k, 'prompts built'])} prompts, {c.loc[k, 'runs failed']:.0%} of runs "
-                              "failed" for k in c.index) + f"; SDS: {suite.scratch.schedule}"),
         dict(id=f"{pre.format('image')}.positive", value=round(v_image["positive"], 4), n=n_pos(i, "positive"),
              note=f"{i[i.control == 'positive'].prompt.nunique()} image prompts (05's subset, 06's new objects) × "
                   "seeds from the fitted NeRF of the prompt's own object, run to the cap; share of runs whose "
@@ -75,8 +73,22 @@ def control_claims(suite: Suite) -> list[dict]:
         dict(id=f"{pre.format('image')}.negative", value=round(v_image["negative"], 4), n=n_pos(i, "negative"),
              note="the same starts with the image of another object; share of runs that move toward it (novel-view "
                   "PSNR +1 dB or mask IoU +0.1)"),
+    ]
+    return first[:2] + scratch[:1] + first[2:] + scratch[1:]            # text, then image; scratch last of each
+
+
+def _scratch_claims(suite: Suite, pre: str, v_text: dict, v_image: dict) -> list[dict]:
+    """The two scratch controls of a suite that ran them."""
+    c = suite.scratch.counts()
+    return [
+        dict(id=f"{pre.format('text')}.scratch", value=int(v_text["scratch"]),
+             refs={"runs failed": round(v_text["scratch failed"], 4)},
+             note=f"of {int(c.loc['S', 'prompts'])} text prompts (05 and 06) × seeds from the blob (S); built where "
+                  "the convergence test stopped the run for more than half the seeds; "
+                  + "; ".join(f"{k}: {int(c.loc[k, 'prompts built'])} prompts, {c.loc[k, 'runs failed']:.0%} of runs "
+                              "failed" for k in c.index) + f"; SDS: {suite.scratch.schedule}"),
         dict(id=f"{pre.format('image')}.scratch", value=round(v_image["scratch"], 4), n=len(suite.image_scratch),
-             note="05's image-baseline runs from the blob (subset scenes × seeds); share that reach novel-view mask "
+             note="05's image-baseline runs from the blob (its scenes × seeds); share that reach novel-view mask "
                   "IoU >= 0.7 (views >= 60 degrees from the reference) before the cap"),
     ]
 

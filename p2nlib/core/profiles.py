@@ -101,6 +101,8 @@ class Profile:
     split_seeds: int = 3
     # the positive and negative controls of the per-prompt baselines run on the chapter's first control_seeds seeds
     control_seeds: int = 2
+    # the levers of 07's stage-1/2 study (p2nlib/chapters/study.py); every profile measures the loss rows
+    study_levers: tuple = ("loss", "data size", "dataset fitting", "KL weight", "latent size")
     # Table 1's image baseline on every test scene (False: on the 4-scene random subset of Figure 3, for CI speed)
     baseline_every_test_scene: bool = True
 
@@ -124,6 +126,7 @@ _SMALL = Profile(
     prior_steps=600, prior_batch=32, prior_lr=1e-3,
     sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=20,
     sds_epoch_iters=10, sds_k=2, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 60),
+    study_levers=("loss", "data size", "dataset fitting"),
 )
 
 PROFILES: dict[str, Profile] = {
@@ -143,6 +146,7 @@ PROFILES: dict[str, Profile] = {
         prior_batch=8, prior_lr=1e-3,
         sds_text_scale=20.0, sds_view_scale=3.0, sds_lr=1e-2, sds_max_epochs=10,
         sds_epoch_iters=2, sds_k=1, sds_average=True, sds_scratch="blob", sds_anneal=(0.5, 6), split_seeds=2,
+        control_seeds=1,
         baseline_every_test_scene=False,
     ),
     "small": _SMALL,
@@ -153,6 +157,7 @@ PROFILES: dict[str, Profile] = {
                                         "5 seeds)",
         objects_per_category=60, fit_batch=120, ablation_objects=40, fit_bf16=False, opt_bf16=False, opt_seeds=5, ood_seeds=5,
         clip_steps=1000, split_seeds=5, control_seeds=2,
+        study_levers=("loss", "data size", "dataset fitting", "KL weight", "latent size"),
         prior_size=32, prior_channels=(64, 128, 256), text_prior_channels=(64, 128, 256), prior_steps=3000,
         prior_batch=128, sds_max_epochs=40, sds_anneal=(0.5, 120)),
     "paper": Profile(
