@@ -8,7 +8,7 @@ moved to turn a verdict green; the rule and the comparison are printed on the bo
 
 A verdict is one of :data:`VERDICTS`: ``"holds"``, ``"does not hold"``, ``"undecided"`` (a bar read on a 95%
 interval that straddles it; or a claim measured through a per-prompt baseline that has not passed its
-controls, see ``through``) and ``"not judged"`` (no bar).
+controls, see ``through``) and ``"not judged"`` (no bar, or not measured: ``skipped``).
 
 The per-prompt baselines (the text SDS baseline and the image SDS baseline, stand-ins for DreamFusion and
 Zero-1-to-3) judge a paper claim only after they passed their controls: per modality and prior, the
