@@ -130,8 +130,7 @@ class Runs:
         ``iterations_raw``: the paper's test on the raw weights (= ``iterations`` when the test reads them; None
         for runs made without it)."""
         res = self.result
-        logged_raw = res.changes_raw is not None or not res.config.average
-        raw = res.iterations_raw if logged_raw else [None] * len(self)
+        raw = res.iterations_raw if res.changes_raw is not None or not res.config.average else None
         rows = []
         for r in range(len(self)):
             it = res.iterations[r]
@@ -140,9 +139,9 @@ class Runs:
                    "failed": bool(shown.std((0, 1)).mean() < FAILED_STD),
                    "sim_converged": res.converged_similarity(r), "sim_final": res.final_similarity(r),
                    "seconds_converged": res.seconds_to(r, it), "seconds_total": res.seconds[r],
-                   "converged_raw": raw[r] is not None, "iterations_raw": raw[r] if raw[r] is not None else res.cap}
-            if not logged_raw:                         # optimize(raw_test=False): the paper's test was not run
-                row["converged_raw"], row["iterations_raw"] = None, None
+                   # None for runs made without the paper's test (optimize(raw_test=False))
+                   "converged_raw": None if raw is None else raw[r] is not None,
+                   "iterations_raw": None if raw is None else raw[r] if raw[r] is not None else res.cap}
             if rule is not None:
                 flags = self.built_flags(r, rule, categories[r])
                 stays = first_stays(flags)

@@ -7,7 +7,6 @@ scenes whatever else was drawn before.
 """
 from __future__ import annotations
 
-import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -152,14 +151,13 @@ class Chapter:
 
         shapes = tuple(dict.fromkeys(PROMPT_CATEGORIES.values()))
         key = {"views": views, "size": size, "samples": samples, "shapes": shapes,
-               "code": artifacts.code_digest(built, world, render)}
+               "code": artifacts.code_digest(built, world, render, fit)}
 
         def compute():
             return {}, {"occupancy": built.occupancy_ranges(shapes, views, size, samples)}
 
         _, data = artifacts.cached(paths.stage_dir(self.P.name, "controls"), "built-rule", key, compute)
-        rule = BuiltRule.make(self.enc, views, size, samples, shapes=())          # the captions only
-        return dataclasses.replace(rule, occupancy={c: tuple(v) for c, v in data["occupancy"].items()})
+        return BuiltRule.make(self.enc, views, size, samples, occupancy=data["occupancy"])
 
     def _prior(self, kind: str):
         """The profile's text or view prior (trained by the first chapter that needs it, then cached on disk; or

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from p2nlib.core import artifacts, paths
-from p2nlib.core.profiles import Profile
+from p2nlib.core.profiles import STUDY_LEVERS, Profile
 from p2nlib.eval import metrics
 from p2nlib.chapters import stages
 from p2nlib.eval import views as ev
@@ -62,10 +62,6 @@ def adopted(p: Profile) -> dict:
 PROXIMAL = 1.0
 
 
-#: every lever the study knows; a profile measures those in its ``study_levers``
-LEVERS = ("loss", "data size", "dataset fitting", "KL weight", "latent size")
-
-
 def variants(p: Profile) -> list[Variant]:
     """The study's rows for a profile: the paper's recipe; ours (the function-space term added) and the
     function-space term alone; then, on our recipe, data size (two smaller training sets; the full one is
@@ -76,9 +72,9 @@ def variants(p: Profile) -> list[Variant]:
     per = p.objects_per_category
     sizes = sorted({max(2, per // 3), max(2, (2 * per) // 3)})
     ours = adopted(p)
-    unknown = set(p.study_levers) - set(LEVERS)
+    unknown = set(p.study_levers) - set(STUDY_LEVERS)
     if unknown or "loss" not in p.study_levers:
-        raise ValueError(f"profile {p.name!r}: study_levers must include 'loss' and come from {LEVERS}, "
+        raise ValueError(f"profile {p.name!r}: study_levers must include 'loss' and come from {STUDY_LEVERS}, "
                          f"got {p.study_levers}")
     rows = [
         Variant("paper: parameter MSE", "loss", {"param_weight": 1.0, "function_weight": 0.0}, aligner=True),

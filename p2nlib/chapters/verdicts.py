@@ -44,7 +44,6 @@ SPEEDUP_LABELS = {"ood.speedup_vs_scratch": "S / Ours, convergence test",
                   "ood.speedup_vs_pretrained": "P / Ours, convergence test"}
 
 
-
 def control_claims(suite: Suite) -> list[dict]:
     """The six controls of one prior's two baselines (:func:`p2nlib.chapters.controls.suite`) as claims of kind
     ``check``: ``controls.<text|image>.<prior>.<positive|negative|scratch>``; scratch controls the suite did not run

@@ -13,6 +13,10 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 
+#: every lever of 07's stage-1/2 study (:func:`p2nlib.chapters.study.variants`)
+STUDY_LEVERS = ("loss", "data size", "dataset fitting", "KL weight", "latent size")
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -102,7 +106,7 @@ class Profile:
     # the positive and negative controls of the per-prompt baselines run on the chapter's first control_seeds seeds
     control_seeds: int = 2
     # the levers of 07's stage-1/2 study (p2nlib/chapters/study.py); every profile measures the loss rows
-    study_levers: tuple = ("loss", "data size", "dataset fitting", "KL weight", "latent size")
+    study_levers: tuple = STUDY_LEVERS
     # Table 1's image baseline on every test scene (False: on the 4-scene random subset of Figure 3, for CI speed)
     baseline_every_test_scene: bool = True
 
@@ -157,7 +161,7 @@ PROFILES: dict[str, Profile] = {
                                         "5 seeds)",
         objects_per_category=60, fit_batch=120, ablation_objects=40, fit_bf16=False, opt_bf16=False, opt_seeds=5, ood_seeds=5,
         clip_steps=1000, split_seeds=5, control_seeds=2,
-        study_levers=("loss", "data size", "dataset fitting", "KL weight", "latent size"),
+        study_levers=STUDY_LEVERS,
         prior_size=32, prior_channels=(64, 128, 256), text_prior_channels=(64, 128, 256), prior_steps=3000,
         prior_batch=128, sds_max_epochs=40, sds_anneal=(0.5, 120)),
     "paper": Profile(

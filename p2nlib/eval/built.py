@@ -47,12 +47,14 @@ class BuiltRule:
 
     @classmethod
     def make(cls, encoder, check_views: int, size: int, samples: int, shapes=None,
-             categories: tuple[str, ...] = world.CATEGORIES) -> "BuiltRule":
+             categories: tuple[str, ...] = world.CATEGORIES, occupancy: dict | None = None) -> "BuiltRule":
         """Zero-shot over ``categories``; occupied-fraction ranges for ``shapes`` (default: all categories;
-        each costs a few ground-truth renders)."""
+        each costs a few ground-truth renders), or ``occupancy`` as :func:`occupancy_ranges` gave them."""
         text = encoder.encode_text([world.category_caption(c) for c in categories]).float()
-        shapes = categories if shapes is None else tuple(dict.fromkeys(shapes))
-        return cls(tuple(categories), text, occupancy_ranges(shapes, check_views, size, samples))
+        if occupancy is None:
+            shapes = categories if shapes is None else tuple(dict.fromkeys(shapes))
+            occupancy = occupancy_ranges(shapes, check_views, size, samples)
+        return cls(tuple(categories), text, {c: tuple(v) for c, v in occupancy.items()})
 
     def describe(self) -> str:
         return (f"built = the book's CLIP names the prompt's category (zero-shot over {len(self.categories)}) from "
