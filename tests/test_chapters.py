@@ -175,6 +175,9 @@ def test_in_distribution_steps_return_what_the_tables_and_claims_take(pipe, tiny
                                                                     for s in X.seeds}
     table1, caption = X.table1(gen, sub)
     assert table1.shape == (4, 7) and caption.startswith("Table 1")
+    assert "Ours (test split, the baseline's views)" in table1.columns        # tiny: the baseline ran on a subset
+    every = dataclasses.replace(sub, subset=list(X.test_idx), views=gen.scores["test"]["views"])
+    assert "Ours (test split, the baseline's views)" not in X.table1(gen, every)[0].columns   # no duplicate column
     with pytest.raises(ValueError, match="same seed"):
         X.subset_scores(gen, img, ablation=dataclasses.replace(img, subset=img.subset[::-1]))
     assert X.test_gallery(gen)["row_labels"] == sorted({o["category"] for o in X.ds.objects})

@@ -67,6 +67,9 @@ def test_text_prior_with_one_object_returns_its_render_from_the_requested_camera
     assert ideal.grid_angles()[idx].tolist() == [[15.0, 25.0], [345.0, 10.0]]
     assert torch.allclose(x0[0], bank.renders[2, idx[0]], atol=1e-4)
     assert torch.allclose(x0[1], bank.renders[0, idx[1]], atol=1e-4)
+    assert prior.top_objects(text).tolist() == [[2], [0]]              # what the prior is uniform over ...
+    lw = _text_prior(bank, top_k=2).log_weights(text)                  # ... and its log weights
+    assert lw.shape == (2, 3) and (lw == 0).sum(1).tolist() == [2, 2] and lw[0, 2] == 0 and lw[1, 0] == 0
 
 
 def test_dropped_condition_is_uniform_over_every_object_from_the_camera_and_guidance_plugs_in():

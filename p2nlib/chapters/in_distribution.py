@@ -197,8 +197,9 @@ class InDistribution(Chapter):
             ablation_guidance=None if ablation is None else ablation.guidance)
 
     def table1(self, gen: GenerationScores, sub: SubsetScores) -> tuple[pd.DataFrame, str]:
-        """Table 1 and its caption: ours on both splits, retrieval, and ours vs the image baseline on the test
-        split's scenes at the baseline's views (and the ablation's baseline at convergence, when ``sub`` has one)."""
+        """Table 1 and its caption: ours on both splits, retrieval, and the image baseline on the test split's scenes
+        (and the ablation's baseline at convergence, when ``sub`` has one). Ours is repeated at the baseline's scenes
+        and views only where they are not the test column's (a profile that runs the baseline on a subset)."""
         keys = ("similarity", "psnr", "frechet")
 
         def baseline(scores, when):
@@ -219,12 +220,16 @@ class InDistribution(Chapter):
             "Ours (test split)": ours(sc["test"], len(self.test_idx), sc["test"]["views"]),
             "Retrieval: nearest training scene's NeRF (test split)":
                 ours(sc["retrieval"], len(self.test_idx), sc["retrieval"]["views"]),
-            "Ours (test split, the baseline's views)": ours(sub.ours, len(sub.subset), sub.views),
             f"Image baseline ({SHORT[sub.guidance]}), at convergence (test split)":
                 baseline(sub.baseline, "converged"),
             f"Image baseline ({SHORT[sub.guidance]}), {sub.cap} iterations (test split)":
                 baseline(sub.baseline, "final"),
         }
+        if list(sub.subset) != list(self.test_idx) or sub.views != sc["test"]["views"]:
+            # the baseline ran on other scenes or views than the test column's: ours on its scenes and views too
+            columns = {**{k: v for k, v in columns.items() if not k.startswith("Image baseline")},
+                       "Ours (test split, the baseline's views)": ours(sub.ours, len(sub.subset), sub.views),
+                       **{k: v for k, v in columns.items() if k.startswith("Image baseline")}}
         if sub.ablation is not None:
             columns[f"Image baseline ({SHORT[sub.ablation_guidance]}, ablation), at convergence (test split)"] = \
                 baseline(sub.ablation, "converged")

@@ -225,11 +225,15 @@ class IdealTextPrior(_Ideal):
         out = torch.full((cos.shape[0], n), -2.0)
         return out.scatter_reduce(1, self.caption_owner.expand_as(cos), cos, reduce="amax")
 
-    def log_weights(self, text_emb: torch.Tensor) -> torch.Tensor:
-        """(B, N): log pi over bank objects, uniform over the ``top_k`` caption-nearest of each prompt."""
+    def top_objects(self, text_emb: torch.Tensor) -> torch.Tensor:
+        """(B, k): the bank objects the prior is uniform over, the ``top_k`` caption-nearest of each prompt."""
         s = self.object_scores(text_emb)
-        top = s.topk(min(self.ideal.top_k, s.shape[1]), -1).indices
-        return torch.full_like(s, -math.inf).scatter(1, top, 0.0)
+        return s.topk(min(self.ideal.top_k, s.shape[1]), -1).indices
+
+    def log_weights(self, text_emb: torch.Tensor) -> torch.Tensor:
+        """(B, N): log pi over bank objects, uniform over :meth:`top_objects`."""
+        top = self.top_objects(text_emb)
+        return torch.full((top.shape[0], len(self.bank.object_ids)), -math.inf).scatter(1, top, 0.0)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, text_emb: torch.Tensor, camera: torch.Tensor | None = None,
                 drop: torch.Tensor | None = None) -> torch.Tensor:
@@ -240,8 +244,7 @@ class IdealTextPrior(_Ideal):
             cams = nearest_camera(camera[:, 0].cpu(), camera[:, 1].cpu())
 
         def conditional(rows):
-            scores = self.object_scores(text_emb[rows].cpu())
-            top = scores.topk(min(self.ideal.top_k, scores.shape[1]), -1).indices      # (b, k) kept objects
+            top = self.top_objects(text_emb[rows].cpu())                                # (b, k) kept objects
             if cams is not None:                                                     # from the nearest camera
                 return self._eps(x_t[rows], t[rows], self.flat[top, cams[rows, None]], torch.zeros(top.shape))
             renders = self.flat[top].flatten(1, 2)                                    # (b, k C, D): every camera
